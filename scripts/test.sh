@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Run every test usher has, on a fresh machine: installs what the tests need
+# (idempotently), then runs the unit and integration suites.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages the integration tests drive as real peers. Each later
+# feature adds its peers here; a missing peer is a failure, not a skip.
+need_apt=()
+for pkg in ${USHER_TEST_APT_PACKAGES:-}; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ "${#need_apt[@]}" -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+cargo test --all-targets --locked

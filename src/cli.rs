@@ -1,0 +1,68 @@
+//! Command-line arguments (clap). No logic beyond choosing the config path.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// usher: an authenticating reverse proxy that owns the session cookie.
+#[derive(Debug, Parser)]
+#[command(name = "usher", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands (SPEC §1).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve with the given configuration.
+    Run(ConfigArg),
+    /// Validate the configuration: list every problem (exit 64) or summarise it (exit 0).
+    Check(ConfigArg),
+}
+
+/// `-c FILE`, shared by the commands that read a config.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArg {
+    /// Config file; default: $USHER_CONFIG, else ./usher.toml.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// The environment variable naming the config file when `-c` is absent.
+pub const CONFIG_ENV: &str = "USHER_CONFIG";
+
+impl ConfigArg {
+    /// `-c`, else the value of `$USHER_CONFIG` (passed in), else `./usher.toml`.
+    pub fn resolve(&self, env_value: Option<OsString>) -> PathBuf {
+        self.config
+            .clone()
+            .or_else(|| env_value.filter(|v| !v.is_empty()).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("usher.toml"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_path_precedence() {
+        let flag = ConfigArg {
+            config: Some("a.toml".into()),
+        };
+        assert_eq!(flag.resolve(Some("b.toml".into())), PathBuf::from("a.toml"));
+        let none = ConfigArg { config: None };
+        assert_eq!(none.resolve(Some("b.toml".into())), PathBuf::from("b.toml"));
+        assert_eq!(none.resolve(Some("".into())), PathBuf::from("usher.toml"));
+        assert_eq!(none.resolve(None), PathBuf::from("usher.toml"));
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,291 @@
+//! `RawConfig` → `Config`: every check, every problem reported at once.
+//!
+//! Messages name the TOML key, the offending value and what is accepted.
+//! Values of secret keys are never echoed, and neither is the text of the
+//! file: a TOML syntax error is reported by line and key only, with any
+//! quoted value in the parser's message hidden.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use http::Uri;
+use http::uri::Scheme;
+use ipnet::IpNet;
+
+use super::raw::{RawConfig, RawServer, RawUpstream};
+use super::{Config, Server, TrustedProxies, Upstream, parse_duration};
+
+/// Why a configuration could not be used.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file could not be read.
+    Read { path: String, reason: String },
+    /// The file is not valid TOML, or a value has the wrong type.
+    Syntax { location: String, message: String },
+    /// The file parsed, but values are unacceptable.
+    Invalid(Vec<Problem>),
+}
+
+/// One unacceptable value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted TOML key, e.g. `server.listen`.
+    pub key: String,
+    /// What is wrong and what is accepted.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { path, reason } => write!(f, "cannot read config file {path}: {reason}"),
+            ConfigError::Syntax { location, message } => write!(f, "config {location}: {message}"),
+            ConfigError::Invalid(problems) => {
+                write!(f, "config has {} problem(s):", problems.len())?;
+                for p in problems {
+                    write!(f, "\n  {}: {}", p.key, p.message)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Parse and validate configuration text.
+pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| syntax_error(text, &e))?;
+    let mut problems = Problems::default();
+    let server = server(&raw.server, &mut problems);
+    let upstream = upstream(&raw.upstream, &mut problems);
+    match (server, upstream) {
+        (Some(server), Some(upstream)) if problems.0.is_empty() => Ok(Config { server, upstream }),
+        _ => Err(ConfigError::Invalid(problems.0)),
+    }
+}
+
+/// Collects problems; each check records and returns `None` on failure.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn push(&mut self, key: &str, message: String) {
+        self.0.push(Problem {
+            key: key.to_string(),
+            message,
+        });
+    }
+
+    /// Parse an optional value, recording a problem when it is unacceptable.
+    fn check<T, R: ?Sized>(
+        &mut self,
+        key: &str,
+        value: Option<&R>,
+        default: T,
+        parse: impl FnOnce(&R) -> Result<T, String>,
+    ) -> Option<T> {
+        match value.map(parse) {
+            None => Some(default),
+            Some(Ok(v)) => Some(v),
+            Some(Err(message)) => {
+                self.push(key, message);
+                None
+            }
+        }
+    }
+}
+
+fn server(raw: &RawServer, p: &mut Problems) -> Option<Server> {
+    let listen = p.check("server.listen", raw.listen.as_deref(), default_listen(), socket_addr);
+    let trusted = p.check(
+        "server.trusted_proxies",
+        raw.trusted_proxies.as_deref(),
+        TrustedProxies::default(),
+        cidrs,
+    );
+    let header_timeout = p.check(
+        "server.header_read_timeout",
+        raw.header_read_timeout.as_deref(),
+        Duration::from_secs(10),
+        positive_duration,
+    );
+    let max_header = p.check(
+        "server.max_header_bytes",
+        raw.max_header_bytes.as_ref(),
+        16 * 1024,
+        |n| header_limit(*n),
+    );
+    if raw.tls_cert.is_some() || raw.tls_key.is_some() {
+        p.push(
+            "server.tls_cert",
+            "TLS termination is not available in this build; terminate TLS in front of usher".into(),
+        );
+    }
+    Some(Server {
+        listen: listen?,
+        trusted_proxies: trusted?,
+        header_read_timeout: header_timeout?,
+        max_header_bytes: max_header?,
+    })
+}
+
+fn upstream(raw: &RawUpstream, p: &mut Problems) -> Option<Upstream> {
+    let default_url: Uri = Uri::from_static("http://127.0.0.1:8000");
+    let url = p.check("upstream.url", raw.url.as_deref(), default_url, upstream_url);
+    let connect = p.check(
+        "upstream.connect_timeout",
+        raw.connect_timeout.as_deref(),
+        Duration::from_secs(5),
+        positive_duration,
+    );
+    let timeout = p.check(
+        "upstream.timeout",
+        raw.timeout.as_deref(),
+        Duration::from_secs(60),
+        positive_duration,
+    );
+    let url = url?;
+    Some(Upstream {
+        scheme: url.scheme()?.clone(),
+        authority: url.authority()?.clone(),
+        connect_timeout: connect?,
+        timeout: timeout?,
+        preserve_host: raw.preserve_host.unwrap_or(true),
+    })
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 8080))
+}
+
+fn socket_addr(text: &str) -> Result<SocketAddr, String> {
+    text.parse()
+        .map_err(|_| format!("expected an IP address and port such as \"0.0.0.0:8080\" or \"[::]:8080\", got {text:?}"))
+}
+
+fn cidrs(list: &[String]) -> Result<TrustedProxies, String> {
+    let mut nets = Vec::with_capacity(list.len());
+    let mut bad = Vec::new();
+    for item in list {
+        match cidr(item) {
+            Some(net) => nets.push(net),
+            None => bad.push(format!("{item:?}")),
+        }
+    }
+    if bad.is_empty() {
+        Ok(TrustedProxies::new(nets))
+    } else {
+        Err(format!(
+            "expected CIDRs such as \"10.0.0.0/8\" or single addresses such as \"192.0.2.7\", got {}",
+            bad.join(", ")
+        ))
+    }
+}
+
+fn cidr(text: &str) -> Option<IpNet> {
+    if let Ok(net) = text.parse::<IpNet>() {
+        return Some(net);
+    }
+    text.parse::<IpAddr>().ok().map(IpNet::from)
+}
+
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text) {
+        Some(d) if !d.is_zero() => Ok(d),
+        Some(_) => Err(format!("must be greater than zero, got {text:?}")),
+        None => Err(format!(
+            "expected a whole number and a unit (ms, s, m, h, d) such as \"90s\" or \"14d\", got {text:?}"
+        )),
+    }
+}
+
+fn header_limit(n: i64) -> Result<usize, String> {
+    // hyper's HTTP/1 reader needs at least 8 KiB of buffer to work at all.
+    const MIN: i64 = 8 * 1024;
+    const MAX: i64 = 1024 * 1024;
+    if (MIN..=MAX).contains(&n) {
+        Ok(n as usize)
+    } else {
+        Err(format!("expected a byte count from {MIN} to {MAX}, got {n}"))
+    }
+}
+
+fn upstream_url(text: &str) -> Result<Uri, String> {
+    let accepted = "expected an absolute http URL with a host and no path, such as \"http://127.0.0.1:8000\"";
+    let uri: Uri = text.parse().map_err(|_| format!("{accepted}, got {text:?}"))?;
+    if uri.scheme() == Some(&Scheme::HTTPS) {
+        return Err(format!(
+            "https upstreams are not available in this build; {accepted}, got {text:?}"
+        ));
+    }
+    let authority = match (uri.scheme(), uri.authority()) {
+        (Some(s), Some(a)) if *s == Scheme::HTTP => a,
+        _ => return Err(format!("{accepted}, got {text:?}")),
+    };
+    if authority.as_str().contains('@') {
+        return Err(format!("credentials in the URL are not accepted; {accepted}"));
+    }
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
+    if !(path.is_empty() || path == "/") {
+        return Err(format!("a path prefix is not supported; {accepted}, got {text:?}"));
+    }
+    Ok(uri)
+}
+
+/// Report a TOML error by line and key, never quoting the file.
+fn syntax_error(text: &str, err: &toml::de::Error) -> ConfigError {
+    let location = match err.span() {
+        Some(span) => locate(text, span.start),
+        None => "file".to_string(),
+    };
+    ConfigError::Syntax {
+        location,
+        message: hide_quoted(err.message()),
+    }
+}
+
+/// `line N (key section.key)` for a byte offset into the file.
+fn locate(text: &str, offset: usize) -> String {
+    let before = text.get(..offset).unwrap_or(text);
+    let line_no = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let section = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string());
+    match (section, key) {
+        (Some(s), Some(k)) => format!("line {line_no} (key {s}.{k})"),
+        (None, Some(k)) => format!("line {line_no} (key {k})"),
+        _ => format!("line {line_no}"),
+    }
+}
+
+/// Replace the contents of every double-quoted run with `…`: the parser
+/// quotes offending values, and a value may be a secret.
+fn hide_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut inside = false;
+    for c in message.chars() {
+        if c == '"' {
+            if inside {
+                out.push('…');
+            }
+            inside = !inside;
+            out.push(c);
+        } else if !inside {
+            out.push(c);
+        }
+    }
+    out.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests;

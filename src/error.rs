@@ -1,0 +1,109 @@
+//! Errors on the request path and the one table that maps them to statuses.
+//!
+//! Every variant is classified by whose fault it was (client, upstream,
+//! usher) and mapped to exactly one status in an exhaustive `match` with no
+//! catch-all arm: adding a variant does not compile until it has a status.
+//! Messages hold no request data, cookie or secret.
+
+use http::StatusCode;
+
+use crate::target::BadTarget;
+
+/// Why a request could not be proxied.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The request target is malformed or ambiguous.
+    #[error("bad request target ({0})")]
+    BadTarget(BadTarget),
+    /// No TCP connection to the upstream could be made.
+    #[error("upstream refused or unreachable")]
+    UpstreamConnect,
+    /// The upstream did not send a response head in time.
+    #[error("upstream timed out")]
+    UpstreamTimeout,
+    /// The upstream connection broke or spoke invalid HTTP.
+    #[error("upstream connection failed")]
+    UpstreamProtocol,
+    /// usher could not build the upstream request (a bug, not input).
+    #[error("internal error building the upstream request")]
+    Internal,
+}
+
+/// Whose fault an error was: decides the log level and the status class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The client sent something unacceptable (4xx).
+    Client,
+    /// The upstream failed (502/504).
+    Upstream,
+    /// usher itself failed (500).
+    Usher,
+}
+
+impl RequestError {
+    /// The status, the stable code and the human sentence for this error.
+    pub fn describe(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            RequestError::BadTarget(_) => (
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "The request path is malformed or ambiguous.",
+            ),
+            RequestError::UpstreamConnect => (
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                "The application behind this proxy is unreachable.",
+            ),
+            RequestError::UpstreamProtocol => (
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                "The application behind this proxy failed to answer.",
+            ),
+            RequestError::UpstreamTimeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "gateway_timeout",
+                "The application behind this proxy took too long.",
+            ),
+            RequestError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "The proxy failed to handle this request.",
+            ),
+        }
+    }
+
+    /// Whose fault it was.
+    pub fn fault(&self) -> Fault {
+        match self {
+            RequestError::BadTarget(_) => Fault::Client,
+            RequestError::UpstreamConnect | RequestError::UpstreamTimeout | RequestError::UpstreamProtocol => {
+                Fault::Upstream
+            }
+            RequestError::Internal => Fault::Usher,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_classes_follow_fault() {
+        let all = [
+            RequestError::BadTarget(BadTarget::Nul),
+            RequestError::UpstreamConnect,
+            RequestError::UpstreamTimeout,
+            RequestError::UpstreamProtocol,
+            RequestError::Internal,
+        ];
+        for e in all {
+            let status = e.describe().0;
+            match e.fault() {
+                Fault::Client => assert!(status.is_client_error(), "{e}"),
+                Fault::Upstream => assert!(matches!(status.as_u16(), 502 | 504), "{e}"),
+                Fault::Usher => assert_eq!(status, 500, "{e}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Connection-level headers (RFC 9110 §7.6.1) and the `X-Forwarded-*` set,
+//! pure.
+//!
+//! Hop-by-hop headers and every header a `Connection` header names belong to
+//! one connection only and are removed in both directions. `X-Forwarded-*`,
+//! `Forwarded` and `X-Real-IP` from the client are believed only when the
+//! peer is a trusted proxy; otherwise usher removes them and writes its own.
+//! Nothing here knows about sessions or cookies.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Headers that never cross a proxy (RFC 9110 §7.6.1, plus legacy names).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("keep-alive"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+];
+
+/// X-Forwarded-For
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// X-Forwarded-Proto
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// X-Forwarded-Host
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Remove hop-by-hop headers and those named in `Connection`. Returns the
+/// `Upgrade` value when the message asks for a protocol upgrade (a
+/// `Connection` token `upgrade` and an `Upgrade` header), so the caller can
+/// re-add the pair for a tunnelled WebSocket.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
+    let mut named: Vec<HeaderName> = Vec::new();
+    let mut upgrade_requested = false;
+    for value in headers.get_all(header::CONNECTION) {
+        let Ok(text) = value.to_str() else { continue };
+        for token in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            if token.eq_ignore_ascii_case("upgrade") {
+                upgrade_requested = true;
+            } else if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                named.push(name);
+            }
+        }
+    }
+    let upgrade = if upgrade_requested {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    };
+    let te_trailers = headers.get_all(header::TE).iter().any(is_trailers);
+    for name in HOP_BY_HOP.iter().chain(&named) {
+        headers.remove(name);
+    }
+    if te_trailers {
+        // `TE: trailers` is the one TE value a proxy passes on (gRPC needs it).
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+    upgrade
+}
+
+/// Put back the pair of headers that asks the next hop to upgrade.
+pub fn restore_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, protocol);
+}
+
+fn is_trailers(v: &HeaderValue) -> bool {
+    v.to_str()
+        .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")))
+}
+
+/// What usher knows first-hand about the client connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    /// The address the TCP connection came from.
+    pub ip: IpAddr,
+    /// `http` or `https`, as the client reached usher.
+    pub proto: &'static str,
+    /// Whether `ip` is a trusted proxy.
+    pub trusted: bool,
+}
+
+/// Remove untrusted forwarding headers, then write `X-Forwarded-For`,
+/// `-Proto` and `-Host`. `host` is the host the client asked for.
+pub fn set_forwarded(headers: &mut HeaderMap, peer: Peer, host: Option<HeaderValue>) {
+    remove_forwarding(headers, peer.trusted);
+    let chain = if peer.trusted {
+        joined(headers, &X_FORWARDED_FOR)
+    } else {
+        None
+    };
+    let ip = peer.ip.to_canonical().to_string();
+    let xff = match chain {
+        Some(prior) => format!("{prior}, {ip}"),
+        None => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR, v);
+    }
+    if !headers.contains_key(X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(peer.proto));
+    }
+    if let Some(host) = host.filter(|_| !headers.contains_key(X_FORWARDED_HOST)) {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
+}
+
+/// Drop `X-Forwarded-*`, `Forwarded` and `X-Real-IP` unless the peer is
+/// trusted. Spellings with `_` or `.` (which some backends fold to `-`) are
+/// dropped whoever sent them: no honest proxy writes them.
+fn remove_forwarding(headers: &mut HeaderMap, trusted: bool) {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            let n = name.as_str();
+            let folded = n.contains(['_', '.']);
+            let forwarding = is_forwarding(&n.replace(['_', '.'], "-"));
+            forwarding && (folded || !trusted)
+        })
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(&name);
+    }
+}
+
+fn is_forwarding(lower: &str) -> bool {
+    lower.starts_with("x-forwarded-") || lower == "forwarded" || lower == "x-real-ip"
+}
+
+/// All values of `name` joined with `, `, or `None` when absent or not text.
+fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let parts: Vec<&str> = headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,118 @@
+use super::*;
+
+fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(
+            HeaderName::from_bytes(k.as_bytes()).expect("name"),
+            HeaderValue::from_str(v).expect("value"),
+        );
+    }
+    h
+}
+
+fn names(h: &HeaderMap) -> Vec<String> {
+    let mut n: Vec<String> = h.keys().map(|k| k.to_string()).collect();
+    n.sort();
+    n
+}
+
+#[test]
+fn removes_hop_by_hop_and_connection_named_headers() {
+    let mut h = map(&[
+        ("connection", "keep-alive, X-Forwarded-For, x-custom"),
+        ("connection", "close"),
+        ("keep-alive", "timeout=5"),
+        ("proxy-connection", "keep-alive"),
+        ("transfer-encoding", "chunked"),
+        ("trailer", "x-checksum"),
+        ("upgrade", "h2c"),
+        ("proxy-authorization", "Basic eA=="),
+        ("x-forwarded-for", "6.6.6.6"),
+        ("x-custom", "1"),
+        ("accept", "*/*"),
+    ]);
+    assert_eq!(strip_hop_by_hop(&mut h), None, "no upgrade token, no upgrade");
+    assert_eq!(names(&h), ["accept"]);
+}
+
+#[test]
+fn upgrade_is_reported_and_restorable() {
+    let mut h = map(&[
+        ("connection", "Upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-key", "k"),
+    ]);
+    let up = strip_hop_by_hop(&mut h).expect("upgrade requested");
+    assert_eq!(up, "websocket");
+    assert!(!h.contains_key(header::UPGRADE));
+    restore_upgrade(&mut h, up);
+    assert_eq!(h[header::CONNECTION], "upgrade");
+    assert_eq!(h[header::UPGRADE], "websocket");
+    assert_eq!(h["sec-websocket-key"], "k");
+}
+
+#[test]
+fn te_trailers_survives_other_te_does_not() {
+    let mut h = map(&[("te", "trailers")]);
+    strip_hop_by_hop(&mut h);
+    assert_eq!(h[header::TE], "trailers");
+    let mut h = map(&[("te", "gzip")]);
+    strip_hop_by_hop(&mut h);
+    assert!(!h.contains_key(header::TE));
+}
+
+fn peer(trusted: bool) -> Peer {
+    Peer {
+        ip: "192.0.2.1".parse().expect("ip"),
+        proto: "http",
+        trusted,
+    }
+}
+
+const SPOOFS: &[(&str, &str)] = &[
+    ("x-forwarded-for", "6.6.6.6"),
+    ("x-forwarded-proto", "https"),
+    ("x-forwarded-host", "evil.example"),
+    ("x-forwarded-port", "443"),
+    ("forwarded", "for=6.6.6.6"),
+    ("x-real-ip", "6.6.6.6"),
+    ("x_forwarded_for", "6.6.6.6"),
+    ("x.forwarded.host", "evil.example"),
+];
+
+#[test]
+fn untrusted_peer_cannot_supply_forwarding_headers() {
+    let mut h = map(SPOOFS);
+    set_forwarded(&mut h, peer(false), Some(HeaderValue::from_static("app.example")));
+    assert_eq!(names(&h), ["x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"]);
+    assert_eq!(h[X_FORWARDED_FOR], "192.0.2.1");
+    assert_eq!(h[X_FORWARDED_PROTO], "http");
+    assert_eq!(h[X_FORWARDED_HOST], "app.example");
+}
+
+#[test]
+fn trusted_peer_extends_the_chain_but_not_with_folded_spellings() {
+    let mut h = map(SPOOFS);
+    h.append(X_FORWARDED_FOR, HeaderValue::from_static("7.7.7.7"));
+    set_forwarded(&mut h, peer(true), Some(HeaderValue::from_static("app.example")));
+    assert_eq!(h[X_FORWARDED_FOR], "6.6.6.6, 7.7.7.7, 192.0.2.1");
+    assert_eq!(h[X_FORWARDED_PROTO], "https");
+    assert_eq!(h[X_FORWARDED_HOST], "evil.example");
+    assert_eq!(h["forwarded"], "for=6.6.6.6");
+    assert!(!h.contains_key("x_forwarded_for"));
+    assert!(!h.contains_key("x.forwarded.host"));
+}
+
+#[test]
+fn mapped_ipv6_peer_is_written_as_ipv4() {
+    let mut h = HeaderMap::new();
+    let p = Peer {
+        ip: "::ffff:10.1.2.3".parse().expect("ip"),
+        proto: "http",
+        trusted: false,
+    };
+    set_forwarded(&mut h, p, None);
+    assert_eq!(h[X_FORWARDED_FOR], "10.1.2.3");
+    assert!(!h.contains_key(X_FORWARDED_HOST));
+}

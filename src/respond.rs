@@ -1,0 +1,120 @@
+//! Responses usher writes itself, and the browser/API rule (SPEC §3.4) that
+//! picks HTML or JSON for them. Pure: builds values, does no IO.
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Response, StatusCode};
+
+use crate::body::{self, Body};
+
+/// Whether a request comes from a browser navigating (HTML wanted) rather
+/// than from a script or API client (JSON wanted): GET or HEAD, no
+/// `X-Requested-With`, and an `Accept` that prefers `text/html` to JSON.
+pub fn wants_html(method: &Method, headers: &HeaderMap) -> bool {
+    if !(method == Method::GET || method == Method::HEAD) || headers.contains_key("x-requested-with") {
+        return false;
+    }
+    let mut html = 0.0_f32;
+    let mut json = 0.0_f32;
+    for value in headers.get_all(header::ACCEPT) {
+        let Ok(text) = value.to_str() else { continue };
+        for range in text.split(',') {
+            let (media, q) = media_and_q(range);
+            if media.eq_ignore_ascii_case("text/html") || media.eq_ignore_ascii_case("application/xhtml+xml") {
+                html = html.max(q);
+            } else if media.eq_ignore_ascii_case("application/json") {
+                json = json.max(q);
+            }
+        }
+    }
+    html > 0.0 && html >= json
+}
+
+/// Split `type/sub;q=0.5;x=y` into the media type and its weight.
+fn media_and_q(range: &str) -> (&str, f32) {
+    let mut parts = range.split(';').map(str::trim);
+    let media = parts.next().unwrap_or("");
+    let q = parts
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+        .and_then(|(_, v)| v.trim().parse::<f32>().ok())
+        .filter(|q| (0.0..=1.0).contains(q))
+        .unwrap_or(1.0);
+    (media, q)
+}
+
+/// A short error page or JSON document. `code` is a stable snake_case
+/// identifier; `message` is one human sentence holding no request data.
+pub fn error(status: StatusCode, code: &str, message: &str, html: bool) -> Response<Body> {
+    let (content_type, text) = if html {
+        ("text/html; charset=utf-8", error_page(status, message))
+    } else {
+        let doc = serde_json::json!({ "error": code, "message": message });
+        ("application/json", doc.to_string())
+    };
+    let mut res = Response::new(body::full(text));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    res
+}
+
+fn error_page(status: StatusCode, message: &str) -> String {
+    let code = status.as_u16();
+    let reason = status.canonical_reason().unwrap_or("Error");
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{code} {reason}</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}}\
+         h1{{font-size:1.4rem}}</style></head>\
+         <body><h1>{code} {reason}</h1><p>{message}</p></body></html>\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(method: Method, accept: Option<&str>, xrw: bool, expected: bool) {
+        let mut h = HeaderMap::new();
+        if let Some(a) = accept {
+            h.insert(header::ACCEPT, HeaderValue::from_str(a).expect("value"));
+        }
+        if xrw {
+            h.insert("x-requested-with", HeaderValue::from_static("XMLHttpRequest"));
+        }
+        assert_eq!(wants_html(&method, &h), expected, "{method} {accept:?} xrw={xrw}");
+    }
+
+    #[test]
+    fn browser_or_api() {
+        let firefox = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        check(Method::GET, Some(firefox), false, true);
+        check(Method::HEAD, Some(firefox), false, true);
+        check(Method::GET, Some(firefox), true, false);
+        check(Method::POST, Some(firefox), false, false);
+        check(Method::GET, Some("*/*"), false, false);
+        check(Method::GET, None, false, false);
+        check(Method::GET, Some("application/json"), false, false);
+        check(Method::GET, Some("application/json, text/html;q=0.5"), false, false);
+        check(Method::GET, Some("text/html;q=0"), false, false);
+        check(Method::GET, Some("TEXT/HTML"), false, true);
+    }
+
+    #[test]
+    fn error_bodies() {
+        let res = error(
+            StatusCode::BAD_GATEWAY,
+            "bad_gateway",
+            "the upstream is unreachable",
+            false,
+        );
+        assert_eq!(res.status(), 502);
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
+        let res = error(StatusCode::GATEWAY_TIMEOUT, "gateway_timeout", "too slow", true);
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    }
+}

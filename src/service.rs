@@ -1,0 +1,169 @@
+//! THE pipeline: what happens to each request, phase by phase (SPEC §3).
+//!
+//! normalise → strip → session → decide → inject → forward → respond
+//!
+//! This is the only module that composes the pure parts (`target`, `hop`,
+//! `respond`) with IO (`proxy`). Session and access phases are plain
+//! pass-through until sessions exist; their places are marked.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{self, HeaderValue};
+use http::uri::{PathAndQuery, Uri};
+use http::{Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use tracing::{Level, debug, event};
+
+use crate::body::{self, Body};
+use crate::config::Config;
+use crate::error::{Fault, RequestError};
+use crate::hop::{self, Peer};
+use crate::proxy::Upstream;
+use crate::{respond, target};
+
+/// Everything a request needs, built once at startup and shared.
+pub struct Service {
+    config: Arc<Config>,
+    upstream: Upstream,
+    /// `Host` value used when the client's is not preserved.
+    upstream_host: HeaderValue,
+}
+
+/// What the accept loop knows about a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Connection {
+    /// The TCP peer.
+    pub remote: SocketAddr,
+    /// `http` or `https`.
+    pub proto: &'static str,
+}
+
+impl Service {
+    /// Build the service from a validated configuration.
+    pub fn new(config: Arc<Config>) -> Service {
+        let upstream = Upstream::new(&config.upstream);
+        let upstream_host = HeaderValue::from_str(config.upstream.authority.as_str())
+            // An `Authority` holds only characters valid in a header value.
+            .expect("an authority is a valid header value");
+        Service {
+            config,
+            upstream,
+            upstream_host,
+        }
+    }
+
+    /// Handle one request; never fails: errors become responses.
+    pub async fn handle(&self, req: Request<Incoming>, conn: Connection) -> Response<Body> {
+        let started = Instant::now();
+        let html = respond::wants_html(req.method(), req.headers());
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let res = match self.pipeline(req, conn).await {
+            Ok(res) => res,
+            Err(e) => error_response(&e, html),
+        };
+        event!(
+            target: "usher::access",
+            Level::INFO,
+            method = %method,
+            path = %path,
+            status = res.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+            "request"
+        );
+        res
+    }
+
+    async fn pipeline(&self, mut req: Request<Incoming>, conn: Connection) -> Result<Response<Body>, RequestError> {
+        // 1. normalise: the one path that rules see and the upstream gets.
+        let path_and_query = normalised_target(req.uri())?;
+        // Read before stripping: `Connection: Host` must not hide the host.
+        let host = client_host(&req);
+        // 2. strip: connection-level headers, untrusted forwarding headers.
+        let upgrade = hop::strip_hop_by_hop(req.headers_mut());
+        let peer = Peer {
+            ip: conn.remote.ip(),
+            proto: conn.proto,
+            trusted: self.config.server.trusted_proxies.contains(conn.remote.ip()),
+        };
+        // 3. session and 4. decide: pass-through until sessions exist.
+        // 5. inject: usher's own forwarding headers.
+        hop::set_forwarded(req.headers_mut(), peer, host.clone());
+        // 6. forward.
+        self.rewrite_for_upstream(&mut req, path_and_query, host)?;
+        if let Some(protocol) = upgrade.clone() {
+            hop::restore_upgrade(req.headers_mut(), protocol);
+        }
+        let mut res = self.upstream.forward(req, upgrade.is_some()).await?;
+        // 7. respond.
+        let res_upgrade = hop::strip_hop_by_hop(res.headers_mut());
+        if let Some(protocol) = res_upgrade.filter(|_| res.status() == StatusCode::SWITCHING_PROTOCOLS) {
+            hop::restore_upgrade(res.headers_mut(), protocol);
+        }
+        // The upstream may speak HTTP/1.0; the client gets our own version.
+        *res.version_mut() = Version::default();
+        Ok(res.map(body::streamed))
+    }
+
+    /// Point the request at the upstream: absolute URI, HTTP/1.1, `Host`.
+    fn rewrite_for_upstream(
+        &self,
+        req: &mut Request<Incoming>,
+        path_and_query: PathAndQuery,
+        host: Option<HeaderValue>,
+    ) -> Result<(), RequestError> {
+        let up = &self.config.upstream;
+        let uri = Uri::builder()
+            .scheme(up.scheme.clone())
+            .authority(up.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|_| RequestError::Internal)?;
+        *req.uri_mut() = uri;
+        *req.version_mut() = Version::HTTP_11;
+        let host = match host {
+            Some(h) if up.preserve_host => h,
+            _ => self.upstream_host.clone(),
+        };
+        req.headers_mut().insert(header::HOST, host);
+        Ok(())
+    }
+}
+
+/// The canonical path plus the untouched query, as the upstream will see it.
+fn normalised_target(uri: &Uri) -> Result<PathAndQuery, RequestError> {
+    let path = target::normalise_path(uri).map_err(RequestError::BadTarget)?;
+    match (&path, uri.path_and_query()) {
+        (Cow::Borrowed(_), Some(pq)) => Ok(pq.clone()),
+        _ => {
+            let text = match uri.query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path.into_owned(),
+            };
+            PathAndQuery::try_from(text).map_err(|_| RequestError::Internal)
+        }
+    }
+}
+
+/// The host the client asked for: `Host`, or the HTTP/2 `:authority`.
+fn client_host(req: &Request<Incoming>) -> Option<HeaderValue> {
+    if let Some(h) = req.headers().get(header::HOST) {
+        return Some(h.clone());
+    }
+    req.uri()
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+}
+
+fn error_response(e: &RequestError, html: bool) -> Response<Body> {
+    let (status, code, message) = e.describe();
+    match e.fault() {
+        Fault::Client => debug!(error = %e, "request refused"),
+        Fault::Upstream => event!(Level::WARN, error = %e, "upstream failure"),
+        Fault::Usher => event!(Level::ERROR, error = %e, "internal failure"),
+    }
+    respond::error(status, code, message, html)
+}

@@ -1,0 +1,79 @@
+use super::*;
+
+#[track_caller]
+fn check(target: &str, expected: Result<&str, BadTarget>) {
+    let uri: Uri = target.parse().expect("test targets parse as URIs");
+    let got = normalise_path(&uri);
+    assert_eq!(got.as_deref().map_err(|e| *e), expected, "{target:?}");
+}
+
+#[test]
+fn plain_paths_are_untouched() {
+    check("/", Ok("/"));
+    check("/a/b", Ok("/a/b"));
+    check("/a/b/", Ok("/a/b/"));
+    check("/a/b?x=1&y=%2F", Ok("/a/b"));
+    check("/a;v=1/b", Ok("/a;v=1/b"));
+    check("/a.b/c..d/.well-known", Ok("/a.b/c..d/.well-known"));
+    check("http://example.com/a/b", Ok("/a/b"));
+}
+
+#[test]
+fn dot_segments_are_removed() {
+    check("/a/./b", Ok("/a/b"));
+    check("/a/../b", Ok("/b"));
+    check("/public/../admin", Ok("/admin"));
+    check("/a/b/..", Ok("/a/"));
+    check("/a/b/.", Ok("/a/b/"));
+    check("/..", Ok("/"));
+    check("/../../etc/passwd", Ok("/etc/passwd"));
+    check("/a/b/../../..", Ok("/"));
+}
+
+#[test]
+fn escaped_dot_segments_are_removed() {
+    check("/public/%2e%2e/admin", Ok("/admin"));
+    check("/public/%2E%2E/admin", Ok("/admin"));
+    check("/public/.%2e/admin", Ok("/admin"));
+    check("/public/%2e./admin", Ok("/admin"));
+    check("/a/%2e/b", Ok("/a/b"));
+}
+
+#[test]
+fn repeated_slashes_are_merged() {
+    check("//admin", Ok("/admin"));
+    check("/a//b///c", Ok("/a/b/c"));
+    check("/a//", Ok("/a/"));
+}
+
+#[test]
+fn unreserved_escapes_are_decoded_others_uppercased() {
+    check("/%61dmin", Ok("/admin"));
+    check("/a%7eb", Ok("/a~b"));
+    check("/a%20b", Ok("/a%20b"));
+    check("/a%3fb", Ok("/a%3Fb"));
+    check("/caf%c3%a9", Ok("/caf%C3%A9"));
+    check("/a%3Bx", Ok("/a%3Bx"));
+}
+
+#[test]
+fn ambiguous_forms_are_refused() {
+    check("/a%2fb", Err(BadTarget::EncodedSeparator));
+    check("/a%2Fb", Err(BadTarget::EncodedSeparator));
+    check("/a%5cb", Err(BadTarget::EncodedSeparator));
+    check("/a%5Cb", Err(BadTarget::EncodedSeparator));
+    check("/a%00b", Err(BadTarget::Nul));
+    check("/a%", Err(BadTarget::Escape));
+    check("/a%2", Err(BadTarget::Escape));
+    check("/a%zz", Err(BadTarget::Escape));
+    check("/a%+1", Err(BadTarget::Escape));
+    check("/static/..;/admin", Err(BadTarget::DotSegmentParameter));
+    check("/static/.;x/admin", Err(BadTarget::DotSegmentParameter));
+    check("/static/%2e%2e;/admin", Err(BadTarget::DotSegmentParameter));
+}
+
+#[test]
+fn non_path_forms_are_refused() {
+    check("*", Err(BadTarget::Form));
+    check("example.com:443", Err(BadTarget::Form));
+}

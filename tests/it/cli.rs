@@ -1,0 +1,103 @@
+//! The binary's contract: exit codes and config error reporting.
+
+use std::process::{Command, Output};
+
+fn usher(args: &[&str], config_text: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_usher"));
+    cmd.args(args).env_remove("USHER_CONFIG");
+    if let Some(text) = config_text {
+        let dir = std::env::temp_dir().join(format!("usher-cli-{}-{}", std::process::id(), fastrand()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let path = dir.join("usher.toml");
+        std::fs::write(&path, text).expect("write config");
+        cmd.arg("-c").arg(path);
+    }
+    cmd.output().expect("run usher")
+}
+
+/// A per-call suffix so parallel tests never share a directory.
+fn fastrand() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn check_accepts_a_good_config_with_a_summary() {
+    let out = usher(&["check"], Some("[upstream]\nurl = \"http://127.0.0.1:9000\"\n"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("127.0.0.1:9000"));
+}
+
+#[test]
+fn check_reports_every_problem_and_exits_64() {
+    let config = "[server]\nlisten = \"nowhere\"\nheader_read_timeout = \"soon\"\n\
+                  [upstream]\nurl = \"http://user:hunter2-secret@host:1\"\ntimeout = \"-1s\"\n";
+    let out = usher(&["check"], Some(config));
+    assert_eq!(out.status.code(), Some(64));
+    let t = text(&out);
+    for key in [
+        "server.listen",
+        "server.header_read_timeout",
+        "upstream.url",
+        "upstream.timeout",
+    ] {
+        assert!(t.contains(key), "{key} missing from:\n{t}");
+    }
+    assert!(!t.contains("hunter2"), "secret echoed:\n{t}");
+}
+
+#[test]
+fn run_with_a_bad_config_binds_nothing_and_exits_64() {
+    let out = usher(&["run"], Some("[server]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n"));
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+    assert!(text(&out).contains("server.bogus"), "{}", text(&out));
+}
+
+#[test]
+fn syntax_error_does_not_echo_the_file() {
+    let out = usher(
+        &["check"],
+        Some("[upstream]\nurl = \"http://x:1\"\ntimeout = \"my-secret-value\n"),
+    );
+    assert_eq!(out.status.code(), Some(64));
+    assert!(!text(&out).contains("my-secret-value"), "{}", text(&out));
+}
+
+#[test]
+fn missing_config_file_is_64() {
+    let out = usher(&["check", "-c", "/nonexistent/usher.toml"], None);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(text(&out).contains("/nonexistent/usher.toml"));
+}
+
+#[test]
+fn bad_usage_is_64_and_help_is_0() {
+    assert_eq!(usher(&["frobnicate"], None).status.code(), Some(64));
+    assert_eq!(usher(&["run", "--bogus"], None).status.code(), Some(64));
+    assert_eq!(usher(&["--help"], None).status.code(), Some(0));
+    assert_eq!(usher(&["--version"], None).status.code(), Some(0));
+}
+
+#[test]
+fn config_path_comes_from_the_environment() {
+    let dir = std::env::temp_dir().join(format!("usher-env-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("from-env.toml");
+    std::fs::write(&path, "[upstream]\nurl = \"http://127.0.0.1:9123\"\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_usher"))
+        .arg("check")
+        .env("USHER_CONFIG", &path)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("9123"));
+}

@@ -1,0 +1,10 @@
+//! The integration suite: one binary, real sockets on 127.0.0.1 port 0.
+
+mod support; // spawn_proxy, spawn_echo_upstream and friends
+
+mod cli; // the binary: exit codes, config error reporting
+mod forwarding; // what the upstream sees: methods, bodies, hosts, X-Forwarded-*
+mod streaming; // 200 MB each way through the real binary, RSS bounded
+mod target; // malformed and ambiguous request targets on the wire
+mod upstream_failures; // 502 and 504, JSON or HTML
+mod websocket; // Upgrade tunnelled end to end

@@ -1,0 +1,267 @@
+//! Test support: an echo upstream that reports what it received, the proxy
+//! in-process on port 0, and raw-socket helpers.
+
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running in-process usher.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Proxy {
+    /// `http://127.0.0.1:PORT` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Shut down and join, failing the test if the server failed or panicked.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("proxy task panicked")
+                .expect("proxy returned an error");
+        }
+    }
+}
+
+/// Start usher in-process with `extra` TOML appended after an `[upstream]`
+/// section pointing at `upstream`.
+pub async fn spawn_proxy(upstream: SocketAddr, extra: &str) -> Proxy {
+    let text = format!("[upstream]\nurl = \"http://{upstream}\"\n{extra}");
+    spawn_proxy_toml(&text).await
+}
+
+/// Start usher in-process from complete TOML text (its `listen` is ignored).
+pub async fn spawn_proxy_toml(text: &str) -> Proxy {
+    let config = usher::Config::from_toml_str(text).unwrap_or_else(|e| panic!("test config invalid: {e}"));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+    let addr = listener.local_addr().expect("proxy addr");
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(usher::run(config, listener, async move {
+        let _ = rx.await;
+    }));
+    Proxy {
+        addr,
+        stop: Some(tx),
+        task: Some(task),
+    }
+}
+
+/// An upstream server bound on port 0 that runs `handler` for each request.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The echo upstream. For every request it answers JSON describing what it
+/// received: method, target, version, headers (in order, repeated names
+/// kept), body length and, below 64 KiB, the body text. Special paths:
+/// `/download/N` streams N bytes; `/hop` answers with hop-by-hop headers;
+/// `/status/N` answers status N.
+pub async fn spawn_echo_upstream() -> Upstream {
+    spawn_upstream(|req| async move { Ok::<_, Infallible>(echo(req).await) }).await
+}
+
+/// Spawn an upstream with any hyper service function.
+pub async fn spawn_upstream<F, Fut>(handler: F) -> Upstream
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response<UpBody>, Infallible>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+    let addr = listener.local_addr().expect("upstream addr");
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(handler);
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Upstream { addr, task }
+}
+
+/// Body type of test upstream responses.
+pub type UpBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+fn full(bytes: impl Into<Bytes>) -> UpBody {
+    Full::new(bytes.into()).boxed()
+}
+
+async fn echo(req: Request<Incoming>) -> Response<UpBody> {
+    let path = req.uri().path().to_string();
+    if let Some(n) = path.strip_prefix("/download/").and_then(|n| n.parse::<usize>().ok()) {
+        return Response::new(zeros(n));
+    }
+    if let Some(code) = path.strip_prefix("/status/").and_then(|n| n.parse::<u16>().ok()) {
+        let mut res = Response::new(full(""));
+        *res.status_mut() = http::StatusCode::from_u16(code).expect("status");
+        return res;
+    }
+    let (parts, body) = req.into_parts();
+    let headers: Vec<Value> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| json!([k.as_str(), String::from_utf8_lossy(v.as_bytes())]))
+        .collect();
+    let (len, text) = drain(body).await;
+    let doc = json!({
+        "method": parts.method.as_str(),
+        "uri": parts.uri.to_string(),
+        "version": format!("{:?}", parts.version),
+        "headers": headers,
+        "body_len": len,
+        "body": text,
+    });
+    let mut res = Response::new(full(doc.to_string()));
+    res.headers_mut()
+        .insert("content-type", "application/json".parse().expect("value"));
+    if path == "/hop" {
+        let h = res.headers_mut();
+        h.insert("connection", "x-upstream-private, keep-alive".parse().expect("value"));
+        h.insert("x-upstream-private", "secret".parse().expect("value"));
+        h.insert("keep-alive", "timeout=5".parse().expect("value"));
+        h.insert("x-upstream-public", "fine".parse().expect("value"));
+    }
+    res
+}
+
+/// Read a body to the end without keeping it; keep the text when small.
+async fn drain(mut body: Incoming) -> (u64, Option<String>) {
+    let mut len = 0u64;
+    let mut kept = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        if let Ok(data) = frame.into_data() {
+            len += data.len() as u64;
+            if kept.len() < 64 * 1024 {
+                kept.extend_from_slice(&data);
+            }
+        }
+    }
+    let text = (len < 64 * 1024).then(|| String::from_utf8_lossy(&kept).into_owned());
+    (len, text)
+}
+
+/// A body of `n` zero bytes produced in 64 KiB chunks, never held whole.
+pub fn zeros(n: usize) -> UpBody {
+    let chunk = Bytes::from(vec![0u8; 64 * 1024]);
+    let frames = futures_util::stream::unfold(n, move |left| {
+        let chunk = chunk.clone();
+        async move {
+            if left == 0 {
+                return None;
+            }
+            let take = left.min(chunk.len());
+            Some((Ok::<_, Infallible>(Frame::data(chunk.slice(..take))), left - take))
+        }
+    });
+    BodyExt::boxed(StreamBody::new(frames))
+}
+
+/// What the echo upstream reported.
+pub struct Seen(pub Value);
+
+impl Seen {
+    /// Every value the upstream received for header `name` (any case).
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0["headers"]
+            .as_array()
+            .expect("headers array")
+            .iter()
+            .filter(|pair| pair[0].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+            .map(|pair| pair[1].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+
+    /// The single value of header `name`, failing if repeated.
+    pub fn one(&self, name: &str) -> Option<String> {
+        let all = self.all(name);
+        assert!(all.len() <= 1, "header {name} seen {} times: {all:?}", all.len());
+        all.into_iter().next()
+    }
+
+    /// The request target the upstream received.
+    pub fn uri(&self) -> &str {
+        self.0["uri"].as_str().expect("uri")
+    }
+
+    /// Every header name the upstream received, lower-cased.
+    pub fn names(&self) -> Vec<String> {
+        self.0["headers"]
+            .as_array()
+            .expect("headers array")
+            .iter()
+            .filter_map(|pair| pair[0].as_str().map(str::to_ascii_lowercase))
+            .collect()
+    }
+}
+
+/// A plain HTTP client (no cookie store, no redirects).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// Send `raw` bytes on a fresh connection and read the response until the
+/// server closes or `limit` passes. Returns what was read as text.
+pub async fn raw_exchange(addr: SocketAddr, raw: &[u8], limit: Duration) -> String {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(raw).await.expect("write");
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(limit, stream.read_to_end(&mut buf)).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// The status code of the first response in `text`, or 0 if none.
+pub fn status_of(text: &str) -> u16 {
+    text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// The JSON body of the first response in `text`.
+pub fn json_body_of(text: &str) -> Value {
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    serde_json::from_str(body).unwrap_or(Value::Null)
+}
+
+/// Send a raw GET for `target` with `Connection: close` and the extra header lines.
+pub async fn raw_get(addr: SocketAddr, target: &str, extra_headers: &str) -> String {
+    let req = format!("GET {target} HTTP/1.1\r\nHost: app.test\r\n{extra_headers}Connection: close\r\n\r\n");
+    raw_exchange(addr, req.as_bytes(), Duration::from_secs(10)).await
+}
