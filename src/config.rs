@@ -13,8 +13,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
+use http::HeaderName;
 use http::uri::{Authority, Scheme};
 use ipnet::IpNet;
+
+use crate::session::{CookieAttrs, Keys};
 
 pub use duration::{format_duration, parse_duration};
 pub use validate::{ConfigError, Problem};
@@ -26,6 +29,93 @@ pub struct Config {
     pub server: Server,
     /// `[upstream]`: where requests are forwarded.
     pub upstream: Upstream,
+    /// `[session]`: the signed cookie and what it carries.
+    pub session: Session,
+    /// Settings that work but weaken security; logged at startup and
+    /// printed by `usher check`.
+    pub warnings: Vec<String>,
+}
+
+/// `[session]`
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Cookie name and attributes, checked.
+    pub cookie: CookieAttrs,
+    /// First key signs; all verify.
+    pub keys: Keys,
+    /// Inactivity bound, checked from the signed issue time.
+    pub max_age: Duration,
+    /// Absolute bound since `auth_time`; `None` when switched off.
+    pub max_lifetime: Option<Duration>,
+    /// Upstream request headers filled from session fields.
+    pub forward: Vec<Forward>,
+    /// Backend session writes; `None` when not allowed.
+    pub writes: Option<Writes>,
+}
+
+/// One `[session.forward]` entry.
+#[derive(Debug, Clone)]
+pub struct Forward {
+    /// Upstream request header.
+    pub header: HeaderName,
+    /// Session field whose value fills it.
+    pub field: String,
+}
+
+/// `[session.upstream]`: how the backend writes the session.
+#[derive(Debug, Clone)]
+pub struct Writes {
+    /// Response header carrying a JSON Merge Patch.
+    pub header: HeaderName,
+    /// Fields the backend may set.
+    pub writable: Writable,
+}
+
+/// Which top-level session fields a backend may write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Writable {
+    /// `"*"`: any field except those usher manages.
+    Any,
+    /// Only these.
+    Fields(Vec<String>),
+}
+
+impl Writable {
+    /// Whether the backend may write `field`. `auth_time` never.
+    pub fn allows(&self, field: &str) -> bool {
+        if field == crate::session::codec::AUTH_TIME_FIELD {
+            return false;
+        }
+        match self {
+            Writable::Any => true,
+            Writable::Fields(fields) => fields.iter().any(|f| f == field),
+        }
+    }
+}
+
+/// What the validator may read besides the TOML text: the value of
+/// `$USHER_SECRET_KEYS` and a way to read `secret_keys_file`. Injected so
+/// validation stays testable without touching the process environment.
+pub struct Environment<'a> {
+    /// `$USHER_SECRET_KEYS`, when set.
+    pub secret_keys: Option<String>,
+    /// Reads a file; the error is a short reason (no file content).
+    pub read_file: &'a dyn Fn(&Path) -> Result<String, String>,
+}
+
+impl Environment<'_> {
+    /// No environment variable, and files cannot be read.
+    pub fn none() -> Environment<'static> {
+        Environment {
+            secret_keys: None,
+            read_file: &|_| Err("files are not read here".to_string()),
+        }
+    }
+}
+
+/// Read a file for [`Environment::read_file`] from the real file system.
+pub fn read_file(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| e.kind().to_string())
 }
 
 /// `[server]`
@@ -85,24 +175,28 @@ impl TrustedProxies {
 }
 
 impl Config {
-    /// Parse and validate configuration text. Pure: reads no files.
+    /// Parse and validate configuration text with no environment: keys
+    /// must be inline. Pure.
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
-        validate::from_toml_str(text)
+        validate::from_toml_str(text, &Environment::none())
     }
 
-    /// Read `path` and validate it.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    /// Parse and validate configuration text, reading secrets through `env`.
+    pub fn from_toml_str_with(text: &str, env: &Environment<'_>) -> Result<Config, ConfigError> {
+        validate::from_toml_str(text, env)
+    }
+
+    /// Read `path` and validate it; `secret_keys` is `$USHER_SECRET_KEYS`.
+    pub fn load(path: &Path, secret_keys: Option<String>) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: path.display().to_string(),
             reason: e.kind().to_string(),
         })?;
-        Config::from_toml_str(&text)
-    }
-
-    /// The configuration used when no file is given at all.
-    pub fn defaults() -> Config {
-        // The empty document is valid by construction: every key has a default.
-        Config::from_toml_str("").expect("defaults are valid")
+        let env = Environment {
+            secret_keys,
+            read_file: &read_file,
+        };
+        Config::from_toml_str_with(&text, &env)
     }
 
     /// A one-screen human summary for `usher check`. Holds no secrets.
@@ -119,7 +213,8 @@ impl Config {
             "listen           {}\n\
              upstream         {}://{} (connect {}, response {}, host {})\n\
              trusted proxies  {}\n\
-             limits           headers {} bytes within {}\n",
+             limits           headers {} bytes within {}\n\
+             {}",
             s.listen,
             u.scheme,
             u.authority,
@@ -129,6 +224,42 @@ impl Config {
             trusted,
             s.max_header_bytes,
             format_duration(s.header_read_timeout),
+            self.session.summary(),
+        )
+    }
+}
+
+impl Session {
+    fn summary(&self) -> String {
+        let c = &self.cookie;
+        let lifetime = self.max_lifetime.map_or_else(|| "off".to_string(), format_duration);
+        let forward: Vec<String> = self
+            .forward
+            .iter()
+            .map(|f| format!("{}={}", f.header, f.field))
+            .collect();
+        let writes = match &self.writes {
+            None => "not allowed".to_string(),
+            Some(w) => match &w.writable {
+                Writable::Any => format!("{} (any field)", w.header),
+                Writable::Fields(f) => format!("{} ({})", w.header, f.join(", ")),
+            },
+        };
+        format!(
+            "session cookie   {} (secure {}, same_site {:?}, path {}, domain {})\n\
+             session keys     {} (max_age {}, max_lifetime {})\n\
+             forward          {}\n\
+             backend writes   {}\n",
+            c.name(),
+            c.secure(),
+            c.same_site(),
+            c.path(),
+            c.domain().unwrap_or("-"),
+            self.keys.iter().count(),
+            format_duration(self.max_age),
+            lifetime,
+            forward.join(", "),
+            writes,
         )
     }
 }

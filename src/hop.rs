@@ -119,7 +119,7 @@ fn remove_forwarding(headers: &mut HeaderMap, trusted: bool) {
         .filter(|name| {
             let n = name.as_str();
             let folded = n.contains(['_', '.']);
-            let forwarding = is_forwarding(&n.replace(['_', '.'], "-"));
+            let forwarding = is_forwarding(&fold(n));
             forwarding && (folded || !trusted)
         })
         .cloned()
@@ -127,6 +127,12 @@ fn remove_forwarding(headers: &mut HeaderMap, trusted: bool) {
     for name in doomed {
         headers.remove(&name);
     }
+}
+
+/// A header name as backends that fold `_` and `.` to `-` (CGI, WSGI, many
+/// frameworks) see it, lower-cased.
+pub fn fold(name: &str) -> String {
+    name.to_ascii_lowercase().replace(['_', '.'], "-")
 }
 
 fn is_forwarding(lower: &str) -> bool {

@@ -15,11 +15,14 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod headers;
 pub mod hop;
+pub mod metrics;
 pub mod proxy;
 pub mod respond;
 pub mod server;
 pub mod service;
+pub mod session;
 pub mod target;
 
 use std::future::Future;

@@ -15,6 +15,9 @@ use tracing_subscriber::EnvFilter;
 use usher::Config;
 use usher::cli::{CONFIG_ENV, Cli, Command};
 
+/// Environment variable holding session keys, comma separated; overrides the file.
+const SECRET_KEYS_ENV: &str = "USHER_SECRET_KEYS";
+
 /// Bad usage or bad configuration (sysexits `EX_USAGE`); nothing was bound.
 const EXIT_USAGE: u8 = 64;
 /// A failure at run time.
@@ -41,7 +44,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 }
 
 fn load(path: &Path) -> Result<Config, ExitCode> {
-    Config::load(path).map_err(|e| {
+    Config::load(path, std::env::var(SECRET_KEYS_ENV).ok()).map_err(|e| {
         eprintln!("usher: {}: {e}", path.display());
         ExitCode::from(EXIT_USAGE)
     })
@@ -51,6 +54,9 @@ fn check(path: &Path) -> ExitCode {
     match load(path) {
         Ok(config) => {
             println!("{}: ok\n{}", path.display(), config.summary());
+            for w in &config.warnings {
+                println!("warning: {w}");
+            }
             ExitCode::SUCCESS
         }
         Err(code) => code,
@@ -74,6 +80,9 @@ fn run(path: &Path) -> ExitCode {
 }
 
 async fn serve(config: Config) -> ExitCode {
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
     let listener = match TcpListener::bind(config.server.listen).await {
         Ok(l) => l,
         Err(e) => {

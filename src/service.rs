@@ -20,9 +20,14 @@ use tracing::{Level, debug, event};
 use crate::body::{self, Body};
 use crate::config::Config;
 use crate::error::{Fault, RequestError};
+use crate::headers::HeaderPlan;
 use crate::hop::{self, Peer};
+use crate::metrics::Metrics;
 use crate::proxy::Upstream;
+use crate::session::cookie;
 use crate::{respond, target};
+
+mod carrier;
 
 /// Everything a request needs, built once at startup and shared.
 pub struct Service {
@@ -30,6 +35,10 @@ pub struct Service {
     upstream: Upstream,
     /// `Host` value used when the client's is not preserved.
     upstream_host: HeaderValue,
+    /// `[session.forward]`, compiled.
+    plan: HeaderPlan,
+    /// Counters read by the admin endpoint.
+    metrics: Arc<Metrics>,
 }
 
 /// What the accept loop knows about a connection.
@@ -48,11 +57,19 @@ impl Service {
         let upstream_host = HeaderValue::from_str(config.upstream.authority.as_str())
             // An `Authority` holds only characters valid in a header value.
             .expect("an authority is a valid header value");
+        let plan = HeaderPlan::new(&config.session.forward);
         Service {
             config,
             upstream,
             upstream_host,
+            plan,
+            metrics: Arc::new(Metrics::default()),
         }
+    }
+
+    /// The counters this service keeps.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
     }
 
     /// Handle one request; never fails: errors become responses.
@@ -89,20 +106,29 @@ impl Service {
             proto: conn.proto,
             trusted: self.config.server.trusted_proxies.contains(conn.remote.ip()),
         };
-        // 3. session and 4. decide: pass-through until sessions exist.
-        // 5. inject: usher's own forwarding headers.
+        self.plan.strip(req.headers_mut());
+        // 3. session: verify the cookie, then keep it from the upstream.
+        let now = unix_now();
+        let session = &self.config.session;
+        let found = carrier::read(req.headers(), session, now, &self.metrics);
+        cookie::strip(req.headers_mut(), session.cookie.name());
+        // 4. decide: everyone passes until access rules exist.
+        // 5. inject: usher's own forwarding headers and the session fields.
         hop::set_forwarded(req.headers_mut(), peer, host.clone());
+        self.plan.inject(req.headers_mut(), found.session.as_ref());
         // 6. forward.
         self.rewrite_for_upstream(&mut req, path_and_query, host)?;
         if let Some(protocol) = upgrade.clone() {
             hop::restore_upgrade(req.headers_mut(), protocol);
         }
         let mut res = self.upstream.forward(req, upgrade.is_some()).await?;
-        // 7. respond.
+        // 7. respond: connection headers, then the backend's session write.
         let res_upgrade = hop::strip_hop_by_hop(res.headers_mut());
         if let Some(protocol) = res_upgrade.filter(|_| res.status() == StatusCode::SWITCHING_PROTOCOLS) {
             hop::restore_upgrade(res.headers_mut(), protocol);
         }
+        let server_error = res.status().is_server_error();
+        carrier::write_back(res.headers_mut(), server_error, found, session, now, &self.metrics);
         // The upstream may speak HTTP/1.0; the client gets our own version.
         *res.version_mut() = Version::default();
         Ok(res.map(body::streamed))
@@ -166,4 +192,12 @@ fn error_response(e: &RequestError, html: bool) -> Response<Body> {
         Fault::Usher => event!(Level::ERROR, error = %e, "internal failure"),
     }
     respond::error(status, code, message, html)
+}
+
+/// Seconds since the Unix epoch: the one place the request path reads the
+/// clock; everything below takes `now` as a value.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

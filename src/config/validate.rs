@@ -14,7 +14,9 @@ use http::uri::Scheme;
 use ipnet::IpNet;
 
 use super::raw::{RawConfig, RawServer, RawUpstream};
-use super::{Config, Server, TrustedProxies, Upstream, parse_duration};
+use super::{Config, Environment, Server, TrustedProxies, Upstream, parse_duration};
+
+mod session;
 
 /// Why a configuration could not be used.
 #[derive(Debug)]
@@ -55,13 +57,20 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Parse and validate configuration text.
-pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+pub fn from_toml_str(text: &str, env: &Environment<'_>) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| syntax_error(text, &e))?;
     let mut problems = Problems::default();
+    let mut warnings = Vec::new();
     let server = server(&raw.server, &mut problems);
     let upstream = upstream(&raw.upstream, &mut problems);
-    match (server, upstream) {
-        (Some(server), Some(upstream)) if problems.0.is_empty() => Ok(Config { server, upstream }),
+    let session = session::session(&raw.session, env, &mut problems, &mut warnings);
+    match (server, upstream, session) {
+        (Some(server), Some(upstream), Some(session)) if problems.0.is_empty() => Ok(Config {
+            server,
+            upstream,
+            session,
+            warnings,
+        }),
         _ => Err(ConfigError::Invalid(problems.0)),
     }
 }

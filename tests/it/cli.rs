@@ -4,7 +4,9 @@ use std::process::{Command, Output};
 
 fn usher(args: &[&str], config_text: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_usher"));
-    cmd.args(args).env_remove("USHER_CONFIG");
+    cmd.args(args)
+        .env_remove("USHER_CONFIG")
+        .env("USHER_SECRET_KEYS", crate::support::TEST_KEY);
     if let Some(text) = config_text {
         let dir = std::env::temp_dir().join(format!("usher-cli-{}-{}", std::process::id(), fastrand()));
         std::fs::create_dir_all(&dir).expect("tmp dir");
@@ -96,6 +98,7 @@ fn config_path_comes_from_the_environment() {
     let out = Command::new(env!("CARGO_BIN_EXE_usher"))
         .arg("check")
         .env("USHER_CONFIG", &path)
+        .env("USHER_SECRET_KEYS", crate::support::TEST_KEY)
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

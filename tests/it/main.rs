@@ -4,6 +4,8 @@ mod support; // spawn_proxy, spawn_echo_upstream and friends
 
 mod cli; // the binary: exit codes, config error reporting
 mod forwarding; // what the upstream sees: methods, bodies, hosts, X-Forwarded-*
+mod session; // cookie-jar journeys: backend writes, carts, sign-out, bad cookies
+mod spoof; // the strip-then-inject matrix: no client value ever reaches the upstream
 mod streaming; // 200 MB each way through the real binary, RSS bounded
 mod target; // malformed and ambiguous request targets on the wire
 mod upstream_failures; // 502 and 504, JSON or HTML

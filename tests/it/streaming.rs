@@ -35,6 +35,7 @@ fn start_usher(upstream: std::net::SocketAddr) -> Usher {
         .args(["run", "-c"])
         .arg(&path)
         .env("RUST_LOG", "info")
+        .env("USHER_SECRET_KEYS", crate::support::TEST_KEY)
         .env("NO_COLOR", "1")
         .stderr(Stdio::piped())
         .spawn()

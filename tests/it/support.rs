@@ -46,11 +46,25 @@ impl Proxy {
     }
 }
 
+/// The session key tests sign with.
+pub const TEST_KEY: &str = "test-key-0123456789abcdef0123456789";
+
 /// Start usher in-process with `extra` TOML appended after an `[upstream]`
-/// section pointing at `upstream`.
+/// section pointing at `upstream`. Unless `extra` has its own `[session]`,
+/// one is added with [`TEST_KEY`] and `secure = false` (plain-HTTP tests).
 pub async fn spawn_proxy(upstream: SocketAddr, extra: &str) -> Proxy {
-    let text = format!("[upstream]\nurl = \"http://{upstream}\"\n{extra}");
+    let session = if extra.contains("[session]") {
+        String::new()
+    } else {
+        session_toml("")
+    };
+    let text = format!("[upstream]\nurl = \"http://{upstream}\"\n{extra}\n{session}");
     spawn_proxy_toml(&text).await
+}
+
+/// A `[session]` section with the test key, plain-HTTP cookies and `extra` keys.
+pub fn session_toml(extra: &str) -> String {
+    format!("[session]\nsecret_keys = [\"{TEST_KEY}\"]\nsecure = false\n{extra}\n")
 }
 
 /// Start usher in-process from complete TOML text (its `listen` is ignored).
@@ -132,6 +146,7 @@ async fn echo(req: Request<Incoming>) -> Response<UpBody> {
         *res.status_mut() = http::StatusCode::from_u16(code).expect("status");
         return res;
     }
+    let query = req.uri().query().unwrap_or("").to_string();
     let (parts, body) = req.into_parts();
     let headers: Vec<Value> = parts
         .headers
@@ -150,6 +165,17 @@ async fn echo(req: Request<Incoming>) -> Response<UpBody> {
     let mut res = Response::new(full(doc.to_string()));
     res.headers_mut()
         .insert("content-type", "application/json".parse().expect("value"));
+    // `?write=JSON` answers with that session write; `?status=N` with that status.
+    for (k, v) in query_pairs(&query) {
+        match k.as_str() {
+            "write" => {
+                res.headers_mut()
+                    .append("usher-session", v.parse().expect("write value"));
+            }
+            "status" => *res.status_mut() = http::StatusCode::from_u16(v.parse().expect("n")).expect("status"),
+            _ => {}
+        }
+    }
     if path == "/hop" {
         let h = res.headers_mut();
         h.insert("connection", "x-upstream-private, keep-alive".parse().expect("value"));
@@ -264,4 +290,24 @@ pub fn json_body_of(text: &str) -> Value {
 pub async fn raw_get(addr: SocketAddr, target: &str, extra_headers: &str) -> String {
     let req = format!("GET {target} HTTP/1.1\r\nHost: app.test\r\n{extra_headers}Connection: close\r\n\r\n");
     raw_exchange(addr, req.as_bytes(), Duration::from_secs(10)).await
+}
+
+/// `a=1&b=%7B%7D` → decoded pairs.
+fn query_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| {
+            let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned();
+            (k.to_string(), v)
+        })
+        .collect()
+}
+
+/// `?write=` query for a session write of `json`.
+pub fn write_query(json: &str) -> String {
+    format!(
+        "write={}",
+        percent_encoding::utf8_percent_encode(json, percent_encoding::NON_ALPHANUMERIC)
+    )
 }

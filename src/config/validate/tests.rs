@@ -1,8 +1,15 @@
 use super::*;
 
+/// A `[session]` section with a valid inline key, for tests about other sections.
+const SESSION: &str = "\n[session]\nsecret_keys = [\"0123456789abcdef0123456789abcdef\"]\n";
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    from_toml_str(&format!("{text}{SESSION}"), &Environment::none())
+}
+
 #[track_caller]
 fn problems(text: &str) -> Vec<Problem> {
-    match from_toml_str(text) {
+    match parse(text) {
         Err(ConfigError::Invalid(p)) => p,
         other => panic!("expected validation problems, got {other:?}"),
     }
@@ -10,7 +17,7 @@ fn problems(text: &str) -> Vec<Problem> {
 
 #[track_caller]
 fn syntax(text: &str) -> String {
-    match from_toml_str(text) {
+    match parse(text) {
         Err(e @ ConfigError::Syntax { .. }) => e.to_string(),
         other => panic!("expected a syntax error, got {other:?}"),
     }
@@ -18,7 +25,7 @@ fn syntax(text: &str) -> String {
 
 #[test]
 fn empty_file_gives_documented_defaults() {
-    let c = from_toml_str("").expect("defaults");
+    let c = parse("").expect("defaults");
     assert_eq!(c.server.listen.to_string(), "0.0.0.0:8080");
     assert!(c.server.trusted_proxies.is_empty());
     assert_eq!(c.server.header_read_timeout, Duration::from_secs(10));
@@ -82,7 +89,7 @@ fn upstream_url_forms() {
         assert_eq!(p[0].key, "upstream.url");
     }
     for good in ["http://127.0.0.1:9", "http://backend", "http://[::1]:80/"] {
-        from_toml_str(&format!("[upstream]\nurl = {good:?}\n")).expect(good);
+        parse(&format!("[upstream]\nurl = {good:?}\n")).expect(good);
     }
 }
 
@@ -94,7 +101,7 @@ fn credentials_in_upstream_url_are_not_echoed() {
 
 #[test]
 fn trusted_proxies_accept_cidrs_and_addresses() {
-    let c = from_toml_str("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\", \"192.0.2.7\"]\n").expect("valid");
+    let c = parse("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\", \"192.0.2.7\"]\n").expect("valid");
     let t = &c.server.trusted_proxies;
     assert!(t.contains("10.9.8.7".parse().expect("ip")));
     assert!(t.contains("::1".parse().expect("ip")));
@@ -135,7 +142,139 @@ fn tls_keys_are_refused_until_supported() {
 #[test]
 fn example_file_parses_and_documents_the_defaults() {
     let example = include_str!("../../../config.example.toml");
-    let parsed = from_toml_str(example).unwrap_or_else(|e| panic!("config.example.toml: {e}"));
-    let defaults = from_toml_str("").expect("defaults");
-    assert_eq!(format!("{parsed:?}"), format!("{defaults:?}"));
+    let key_file = |_: &std::path::Path| Ok("0123456789abcdef0123456789abcdef\n".to_string());
+    let env = Environment {
+        secret_keys: None,
+        read_file: &key_file,
+    };
+    let parsed = from_toml_str(example, &env).unwrap_or_else(|e| panic!("config.example.toml: {e}"));
+    let defaults = parse("").expect("defaults");
+    let settings = |c: &Config| format!("{:?}", (&c.server, &c.upstream, &c.session));
+    assert_eq!(settings(&parsed), settings(&defaults));
+    assert!(
+        parsed.warnings.is_empty(),
+        "the example's defaults warn: {:?}",
+        parsed.warnings
+    );
+}
+
+fn session_problems(section: &str, env: &Environment<'_>) -> Vec<Problem> {
+    match from_toml_str(section, env) {
+        Err(ConfigError::Invalid(p)) => p,
+        other => panic!("expected problems, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_session_key_is_required() {
+    let p = session_problems("", &Environment::none());
+    assert_eq!(p[0].key, "session.secret_keys_file");
+    assert!(p[0].message.contains("gen-secret"), "{}", p[0].message);
+}
+
+#[test]
+fn short_keys_are_refused_without_echoing_them() {
+    let p = session_problems(
+        "[session]\nsecret_keys = [\"0123456789abcdef0123456789abcdef\", \"tooshort-secret\"]\n",
+        &Environment::none(),
+    );
+    assert_eq!(p[0].key, "session.secret_keys");
+    assert!(p[0].message.contains("#2"), "{}", p[0].message);
+    assert!(!p[0].message.contains("tooshort"), "{}", p[0].message);
+}
+
+#[test]
+fn keys_come_from_env_then_file_then_inline() {
+    let file_key = "f".repeat(32);
+    let read = |_: &std::path::Path| Ok(format!("# comment\n{file_key}\n\n"));
+    let env = Environment {
+        secret_keys: Some(format!("{},{}", "e".repeat(32), "o".repeat(40))),
+        read_file: &read,
+    };
+    let c = from_toml_str("[session]\nsecret_keys_file = \"/k\"\n", &env).expect("env keys");
+    assert_eq!(c.session.keys.iter().count(), 2, "the environment wins");
+    assert_eq!(c.session.keys.signing().as_bytes(), "e".repeat(32).as_bytes());
+    let env = Environment {
+        secret_keys: None,
+        read_file: &read,
+    };
+    let c = from_toml_str("[session]\nsecret_keys_file = \"/k\"\n", &env).expect("file keys");
+    assert_eq!(c.session.keys.signing().as_bytes(), file_key.as_bytes());
+    assert!(c.warnings.is_empty());
+    let c = parse("").expect("inline");
+    assert!(c.warnings.iter().any(|w| w.contains("inline")), "{:?}", c.warnings);
+}
+
+#[test]
+fn unreadable_key_file_names_the_path_only() {
+    let read = |_: &std::path::Path| Err("entity not found".to_string());
+    let env = Environment {
+        secret_keys: None,
+        read_file: &read,
+    };
+    let p = session_problems("[session]\nsecret_keys_file = \"/run/secrets/k\"\n", &env);
+    assert_eq!(p[0].key, "session.secret_keys_file");
+    assert!(
+        p[0].message.contains("/run/secrets/k") && p[0].message.contains("not found"),
+        "{}",
+        p[0].message
+    );
+}
+
+#[test]
+fn session_settings_are_checked_together() {
+    let p = problems(
+        "[session.forward]\n\"Host\" = \"user\"\n\"X-User\" = \"\"\n\"X-Forwarded-User\" = \"user\"\n\
+         \"x_forwarded_user\" = \"email\"\n\"bad header\" = \"x\"\n\
+         [session.upstream]\nheader = \"X-Forwarded-User\"\nwritable = [\"auth_time\"]\n",
+    );
+    let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+    assert!(keys.contains(&"session.forward.Host"), "{keys:?}");
+    assert!(keys.contains(&"session.forward.X-User"), "{keys:?}");
+    assert!(keys.contains(&"session.forward.bad header"), "{keys:?}");
+    assert!(
+        keys.contains(&"session.forward.x_forwarded_user") || keys.contains(&"session.forward.X-Forwarded-User"),
+        "fold collision: {keys:?}"
+    );
+}
+
+#[test]
+fn writes_cannot_use_a_forward_header_or_auth_time() {
+    let p = problems("[session.upstream]\nheader = \"X-Forwarded-User\"\n");
+    assert_eq!(p[0].key, "session.upstream.header");
+    let p = problems("[session.upstream]\nwritable = [\"cart\", \"auth_time\"]\n");
+    assert_eq!(p[0].key, "session.upstream.writable");
+}
+
+#[test]
+fn weak_cookie_settings_warn_or_fail() {
+    let c = parse("[session]\nsecure = false\n").map(|_| ()).err();
+    assert!(c.is_some(), "a second [session] table is a TOML error");
+    let env = Environment::none();
+    let key = "secret_keys = [\"0123456789abcdef0123456789abcdef\"]";
+    let c = from_toml_str(&format!("[session]\n{key}\nsecure = false\n"), &env).expect("valid");
+    assert!(
+        c.warnings.iter().any(|w| w.contains("secure = false")),
+        "{:?}",
+        c.warnings
+    );
+    let p = session_problems(
+        &format!("[session]\n{key}\nsecure = false\nsame_site = \"none\"\n"),
+        &env,
+    );
+    assert_eq!(p[0].key, "session.same_site");
+    let p = session_problems(
+        &format!("[session]\n{key}\nsame_site = \"loose\"\nformat = \"php\"\n"),
+        &env,
+    );
+    let mut keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+    keys.sort();
+    assert_eq!(keys, ["session.format", "session.same_site"]);
+    let p = session_problems(
+        &format!("[session]\n{key}\ncookie_name = \"__Host-s\"\ndomain = \"a.example\"\n"),
+        &env,
+    );
+    assert_eq!(p[0].key, "session.cookie_name");
+    let c = from_toml_str(&format!("[session]\n{key}\nmax_lifetime = \"off\"\n"), &env).expect("valid");
+    assert_eq!(c.session.max_lifetime, None);
 }

@@ -1,0 +1,271 @@
+//! `[session]`, `[session.forward]` and `[session.upstream]` validation.
+//!
+//! Keys come from `$USHER_SECRET_KEYS` (wins), else `secret_keys_file`,
+//! else inline `secret_keys` (warned about). Key problems are reported by
+//! position and length, never by content.
+
+use std::path::Path;
+use std::time::Duration;
+
+use http::HeaderName;
+use http::header;
+
+use super::{Problems, positive_duration};
+use crate::config::raw::{RawSession, RawSessionWrites};
+use crate::config::{Environment, Forward, Session, Writable, Writes};
+use crate::hop::fold;
+use crate::session::codec::AUTH_TIME_FIELD;
+use crate::session::key::{MIN_KEY_LEN, parse_key_env, parse_key_list};
+use crate::session::{AttrError, CookieAttrs, Keys, SameSite};
+
+/// Default `[session.forward]` when the table is absent, in the order a
+/// TOML table is read (sorted by header name).
+const DEFAULT_FORWARD: [(&str, &str); 3] = [
+    ("X-Forwarded-Email", "email"),
+    ("X-Forwarded-Groups", "groups"),
+    ("X-Forwarded-User", "user"),
+];
+
+/// Headers a session field may not be forwarded as: they frame the message,
+/// route it, or are written by usher itself.
+const RESERVED: [HeaderName; 12] = [
+    header::HOST,
+    header::COOKIE,
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::CONNECTION,
+    header::UPGRADE,
+    header::TE,
+    header::TRAILER,
+    header::AUTHORIZATION,
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-forwarded-host"),
+];
+
+pub(super) fn session(
+    raw: &RawSession,
+    env: &Environment<'_>,
+    p: &mut Problems,
+    warnings: &mut Vec<String>,
+) -> Option<Session> {
+    let keys = keys(raw, env, p, warnings);
+    let max_age = p.check(
+        "session.max_age",
+        raw.max_age.as_deref(),
+        Duration::from_secs(14 * 86_400),
+        positive_duration,
+    );
+    let lifetime = p.check(
+        "session.max_lifetime",
+        raw.max_lifetime.as_deref(),
+        Some(Duration::from_secs(30 * 86_400)),
+        |t| {
+            if t == "off" {
+                Ok(None)
+            } else {
+                positive_duration(t).map(Some)
+            }
+        },
+    );
+    format(raw.format.as_deref(), p);
+    let cookie = cookie(raw, max_age, p, warnings);
+    let forward = forward(raw.forward.as_ref(), p);
+    let writes = raw
+        .upstream
+        .as_ref()
+        .and_then(|w| writes(w, forward.as_deref().unwrap_or(&[]), p));
+    let writes = if raw.upstream.is_some() { Some(writes?) } else { None };
+    Some(Session {
+        cookie: cookie?,
+        keys: keys?,
+        max_age: max_age?,
+        max_lifetime: lifetime?,
+        forward: forward?,
+        writes,
+    })
+}
+
+fn keys(raw: &RawSession, env: &Environment<'_>, p: &mut Problems, warnings: &mut Vec<String>) -> Option<Keys> {
+    let (key, bytes) = if let Some(text) = env.secret_keys.as_deref().filter(|t| !t.trim().is_empty()) {
+        ("USHER_SECRET_KEYS", parse_key_env(text))
+    } else if let Some(path) = &raw.secret_keys_file {
+        if raw.secret_keys.is_some() {
+            p.push(
+                "session.secret_keys",
+                "set either secret_keys_file or secret_keys, not both".into(),
+            );
+            return None;
+        }
+        match (env.read_file)(Path::new(path)) {
+            Ok(text) => ("session.secret_keys_file", parse_key_list(&text)),
+            Err(why) => {
+                p.push("session.secret_keys_file", format!("cannot read {path:?}: {why}"));
+                return None;
+            }
+        }
+    } else if let Some(list) = &raw.secret_keys {
+        warnings.push(
+            "session.secret_keys holds keys inline in the config file; prefer secret_keys_file or \
+             $USHER_SECRET_KEYS so the file can be shared without the keys"
+                .into(),
+        );
+        (
+            "session.secret_keys",
+            list.iter().map(|k| k.trim().as_bytes().to_vec()).collect(),
+        )
+    } else {
+        p.push(
+            "session.secret_keys_file",
+            "no secret key configured: set session.secret_keys_file, $USHER_SECRET_KEYS or \
+             session.secret_keys (make one with `usher gen-secret`)"
+                .into(),
+        );
+        return None;
+    };
+    match Keys::from_bytes(bytes, MIN_KEY_LEN) {
+        Ok(keys) => Some(keys),
+        Err(errors) => {
+            let reasons: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            p.push(key, reasons.join("; "));
+            None
+        }
+    }
+}
+
+fn format(raw: Option<&str>, p: &mut Problems) {
+    match raw.unwrap_or("usher") {
+        "usher" => {}
+        "starlette" | "flask" => p.push(
+            "session.format",
+            format!(
+                "{:?} cookies are not supported by this build yet; use \"usher\"",
+                raw.unwrap_or("")
+            ),
+        ),
+        other => p.push(
+            "session.format",
+            format!("expected one of usher, starlette, flask, got {other:?}"),
+        ),
+    }
+}
+
+fn cookie(
+    raw: &RawSession,
+    max_age: Option<Duration>,
+    p: &mut Problems,
+    warnings: &mut Vec<String>,
+) -> Option<CookieAttrs> {
+    let same_site = p.check(
+        "session.same_site",
+        raw.same_site.as_deref(),
+        SameSite::Lax,
+        |t| match t {
+            "lax" => Ok(SameSite::Lax),
+            "strict" => Ok(SameSite::Strict),
+            "none" => Ok(SameSite::None),
+            other => Err(format!("expected one of lax, strict, none, got {other:?}")),
+        },
+    );
+    let secure = raw.secure.unwrap_or(true);
+    if !secure {
+        warnings.push(
+            "session.secure = false: the session cookie will also be sent over plain HTTP, where anyone \
+             on the network can read and replay it"
+                .into(),
+        );
+    }
+    let name = raw.cookie_name.as_deref().unwrap_or("usher_session");
+    let path = raw.path.as_deref().unwrap_or("/");
+    let max_age_secs = max_age?.as_secs();
+    match CookieAttrs::new(
+        name,
+        secure,
+        same_site?,
+        path,
+        raw.domain.as_deref(),
+        Some(max_age_secs),
+    ) {
+        Ok(attrs) => Some(attrs),
+        Err(e) => {
+            let key = match e {
+                AttrError::Name(_) | AttrError::HostPrefix(_) | AttrError::SecurePrefix(_) => "session.cookie_name",
+                AttrError::Path(_) => "session.path",
+                AttrError::Domain(_) => "session.domain",
+                AttrError::SameSiteNoneInsecure => "session.same_site",
+            };
+            p.push(key, e.to_string());
+            None
+        }
+    }
+}
+
+fn forward(raw: Option<&std::collections::BTreeMap<String, String>>, p: &mut Problems) -> Option<Vec<Forward>> {
+    let pairs: Vec<(String, String)> = match raw {
+        Some(map) => map.iter().map(|(h, f)| (h.clone(), f.clone())).collect(),
+        None => DEFAULT_FORWARD
+            .iter()
+            .map(|(h, f)| (h.to_string(), f.to_string()))
+            .collect(),
+    };
+    let mut out: Vec<Forward> = Vec::with_capacity(pairs.len());
+    let before = p.0.len();
+    for (name, field) in pairs {
+        let key = format!("session.forward.{name}");
+        let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
+            p.push(&key, format!("{name:?} is not a valid header name"));
+            continue;
+        };
+        if RESERVED.contains(&header) {
+            p.push(
+                &key,
+                format!("{name:?} is reserved: it frames or routes the request, or usher writes it"),
+            );
+        } else if field.is_empty() {
+            p.push(&key, "the session field name must not be empty".into());
+        } else if let Some(twin) = out.iter().find(|f| fold(f.header.as_str()) == fold(header.as_str())) {
+            p.push(
+                &key,
+                format!(
+                    "{name:?} and {:?} are the same header to many backends",
+                    twin.header.as_str()
+                ),
+            );
+        } else {
+            out.push(Forward { header, field });
+        }
+    }
+    (p.0.len() == before).then_some(out)
+}
+
+fn writes(raw: &RawSessionWrites, forward: &[Forward], p: &mut Problems) -> Option<Writes> {
+    let name = raw.header.as_deref().unwrap_or("Usher-Session");
+    let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
+        p.push(
+            "session.upstream.header",
+            format!("{name:?} is not a valid header name"),
+        );
+        return None;
+    };
+    if forward.iter().any(|f| fold(f.header.as_str()) == fold(header.as_str())) {
+        p.push(
+            "session.upstream.header",
+            format!("{name:?} is also a [session.forward] header"),
+        );
+        return None;
+    }
+    let list = raw.writable.clone().unwrap_or_default();
+    if list.iter().any(|f| f == AUTH_TIME_FIELD) {
+        p.push(
+            "session.upstream.writable",
+            "auth_time is managed by usher and cannot be writable".into(),
+        );
+        return None;
+    }
+    let writable = if list.iter().any(|f| f == "*") {
+        Writable::Any
+    } else {
+        Writable::Fields(list)
+    };
+    Some(Writes { header, writable })
+}

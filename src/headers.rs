@@ -1,0 +1,102 @@
+//! The header plan: which request headers carry session fields, compiled
+//! once from `[session.forward]` at startup. Pure.
+//!
+//! Strip, then inject, on every request: every configured name is removed
+//! in every spelling a backend could fold to it (case, `_` or `.` for `-`,
+//! repeated), whether or not the client is signed in, and only then are
+//! usher's own values added. A client can therefore never supply a value
+//! that the backend would take for one of usher's.
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use serde_json::{Map, Value};
+
+use crate::config;
+use crate::hop::fold;
+
+/// Bytes escaped in a forwarded value: controls, non-ASCII (always, by the
+/// crate) and `%` itself, so decoding a value is never ambiguous.
+const VALUE: &AsciiSet = &CONTROLS.add(b'%');
+/// Inside a list element `,` is escaped too, since `,` joins the elements.
+const LIST_ELEMENT: &AsciiSet = &VALUE.add(b',');
+
+/// `[session.forward]` compiled for the request path.
+#[derive(Debug, Clone)]
+pub struct HeaderPlan {
+    forward: Vec<(HeaderName, String)>,
+    /// Lower-case names with `_` and `.` folded to `-`, to catch variants.
+    folded: Vec<String>,
+}
+
+impl HeaderPlan {
+    /// Compile the plan.
+    pub fn new(forward: &[config::Forward]) -> HeaderPlan {
+        HeaderPlan {
+            forward: forward.iter().map(|f| (f.header.clone(), f.field.clone())).collect(),
+            folded: forward.iter().map(|f| fold(f.header.as_str())).collect(),
+        }
+    }
+
+    /// Remove every configured header in every spelling.
+    pub fn strip(&self, headers: &mut HeaderMap) {
+        for (name, _) in &self.forward {
+            headers.remove(name);
+        }
+        // Header names are already lower-case; only `_`/`.` spellings remain.
+        let variants: Vec<HeaderName> = headers
+            .keys()
+            .filter(|n| n.as_str().contains(['_', '.']) && self.folded.contains(&fold(n.as_str())))
+            .cloned()
+            .collect();
+        for name in variants {
+            headers.remove(&name);
+        }
+    }
+
+    /// Add each configured header whose field is present in `session`.
+    /// Call after [`strip`](Self::strip).
+    pub fn inject(&self, headers: &mut HeaderMap, session: Option<&Map<String, Value>>) {
+        let Some(session) = session else { return };
+        for (name, field) in &self.forward {
+            if let Some(value) = session.get(field).and_then(header_value) {
+                headers.insert(name.clone(), value);
+            }
+        }
+    }
+
+    /// The configured header names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &HeaderName> {
+        self.forward.iter().map(|(n, _)| n)
+    }
+}
+
+/// A session value as header text: strings as they are, lists joined with
+/// `,`, numbers and booleans as text, objects as compact JSON, `null` as no
+/// header. Controls, non-ASCII and `%` are percent-encoded (and `,` inside
+/// list elements).
+pub fn header_value(value: &Value) -> Option<HeaderValue> {
+    let text = match value {
+        Value::Null => return None,
+        Value::String(s) => utf8_percent_encode(s, VALUE).to_string(),
+        Value::Array(items) => {
+            let parts: Vec<String> = items.iter().filter_map(list_element).collect();
+            parts.join(",")
+        }
+        Value::Bool(_) | Value::Number(_) | Value::Object(_) => {
+            utf8_percent_encode(&value.to_string(), VALUE).to_string()
+        }
+    };
+    // Every byte outside visible ASCII and space was escaped above.
+    HeaderValue::from_str(&text).ok()
+}
+
+fn list_element(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(s) => Some(utf8_percent_encode(s, LIST_ELEMENT).to_string()),
+        other => Some(utf8_percent_encode(&other.to_string(), LIST_ELEMENT).to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

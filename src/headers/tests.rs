@@ -1,0 +1,84 @@
+use serde_json::json;
+
+use super::*;
+
+fn plan() -> HeaderPlan {
+    let forward: Vec<config::Forward> = [
+        ("x-forwarded-user", "user"),
+        ("x-forwarded-groups", "groups"),
+        ("x-cart", "cart"),
+    ]
+    .iter()
+    .map(|(h, f)| config::Forward {
+        header: HeaderName::from_static(h),
+        field: f.to_string(),
+    })
+    .collect();
+    HeaderPlan::new(&forward)
+}
+
+#[track_caller]
+fn check_value(value: Value, expected: Option<&str>) {
+    let got = header_value(&value);
+    assert_eq!(got.as_ref().map(|v| v.to_str().expect("ascii")), expected, "{value}");
+}
+
+#[test]
+fn values_are_rendered_by_type() {
+    check_value(json!("alice"), Some("alice"));
+    check_value(json!(["admin", "dev"]), Some("admin,dev"));
+    check_value(json!([]), Some(""));
+    check_value(json!(42), Some("42"));
+    check_value(json!(1.5), Some("1.5"));
+    check_value(json!(true), Some("true"));
+    check_value(json!({"apple": 2}), Some("{\"apple\":2}"));
+    check_value(json!(null), None);
+}
+
+#[test]
+fn unsafe_characters_are_percent_encoded() {
+    check_value(json!("a\r\nX-Injected: 1"), Some("a%0D%0AX-Injected: 1"));
+    check_value(json!("caf\u{e9}"), Some("caf%C3%A9"));
+    check_value(json!("100%"), Some("100%25"));
+    check_value(json!("nul\u{0}"), Some("nul%00"));
+    check_value(json!(["a,b", "c"]), Some("a%2Cb,c"));
+    check_value(json!({"k": "\u{e9}"}), Some("{\"k\":\"%C3%A9\"}"));
+}
+
+#[test]
+fn strip_removes_every_spelling() {
+    let mut h = HeaderMap::new();
+    for name in [
+        "x-forwarded-user",
+        "x_forwarded_user",
+        "x.forwarded.user",
+        "x-forwarded_user",
+        "x-cart",
+        "x_cart",
+    ] {
+        h.append(
+            HeaderName::from_bytes(name.as_bytes()).expect("name"),
+            HeaderValue::from_static("spoof"),
+        );
+    }
+    h.append("x-forwarded-user", HeaderValue::from_static("spoof2"));
+    h.append("x-forwarded-users", HeaderValue::from_static("kept"));
+    h.append("accept", HeaderValue::from_static("kept"));
+    plan().strip(&mut h);
+    let mut names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["accept", "x-forwarded-users"]);
+}
+
+#[test]
+fn inject_sets_present_fields_only() {
+    let mut h = HeaderMap::new();
+    let session = json!({"user": "alice", "groups": ["a", "b"], "other": 1});
+    plan().inject(&mut h, session.as_object());
+    assert_eq!(h["x-forwarded-user"], "alice");
+    assert_eq!(h["x-forwarded-groups"], "a,b");
+    assert!(!h.contains_key("x-cart"));
+    let mut h = HeaderMap::new();
+    plan().inject(&mut h, None);
+    assert!(h.is_empty());
+}

@@ -1,0 +1,140 @@
+//! The session phases of the pipeline: read the cookie on the way in,
+//! write it back on the way out (SPEC §3.3 and §3.7).
+//!
+//! A bad cookie is never an error here: it is no session, counted and
+//! logged at debug with its reason. On the way out, the backend's merge
+//! patch (if allowed and the status is not 5xx) is applied, and the cookie
+//! is re-issued when it is old or was signed by a previous key, or cleared
+//! when the client sent one that was rejected.
+
+use http::header::{self, HeaderMap, HeaderName};
+use serde_json::{Map, Value};
+use tracing::{debug, warn};
+
+use crate::config;
+use crate::metrics::Metrics;
+use crate::session::codec::{AUTH_TIME_FIELD, DEFAULT_MAX_VALUE_LEN};
+use crate::session::patch::{self, Outcome};
+use crate::session::{self, Limits, Rejected, SetCookieError, cookie};
+
+/// The session as the request brought it.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// The verified session fields; `None` when signed out.
+    pub session: Option<Map<String, Value>>,
+    /// Re-issue the cookie on the response (old, or signed by an old key).
+    refresh: bool,
+    /// A cookie was sent but rejected: clear it on the response.
+    clear: bool,
+}
+
+/// Verify the request's session cookie.
+pub fn read(headers: &HeaderMap, cfg: &config::Session, now: u64, metrics: &Metrics) -> Found {
+    let limits = Limits {
+        max_age: cfg.max_age.as_secs(),
+        max_lifetime: cfg.max_lifetime.map(|d| d.as_secs()),
+        max_value_len: DEFAULT_MAX_VALUE_LEN,
+    };
+    let name = cfg.cookie.name();
+    let opened = cookie::find(headers, name).and_then(|value| session::open(name, value, &cfg.keys, now, &limits));
+    match opened {
+        Ok(o) => Found {
+            refresh: o.stale_key || session::needs_refresh(o.issued_at, now, limits.max_age),
+            session: Some(o.payload),
+            clear: false,
+        },
+        Err(Rejected::Missing) => Found::default(),
+        Err(reason) => {
+            debug!(reason = reason.as_str(), "session cookie rejected");
+            metrics.session_rejected(reason);
+            Found {
+                session: None,
+                refresh: false,
+                clear: true,
+            }
+        }
+    }
+}
+
+/// Apply the backend's write (if any) and set, refresh or clear the cookie
+/// on the response headers. `status_is_5xx` suppresses writes.
+pub fn write_back(
+    res: &mut HeaderMap,
+    server_error: bool,
+    found: Found,
+    cfg: &config::Session,
+    now: u64,
+    metrics: &Metrics,
+) {
+    let patch = cfg
+        .writes
+        .as_ref()
+        .and_then(|w| take_patch(res, &w.header).map(|p| (p, &w.writable)));
+    let outcome = match patch {
+        Some(_) if server_error => {
+            debug!("backend session write ignored on a 5xx response");
+            None
+        }
+        Some((bytes, writable)) => Some(patch::apply(found.session.as_ref(), &bytes, writable)),
+        None => None,
+    };
+    match outcome {
+        Some(Outcome::Clear) => clear(res, cfg),
+        Some(Outcome::Update { mut session, ignored }) => {
+            if !ignored.is_empty() {
+                warn!(fields = ?ignored, "backend session write named fields that are not writable; ignored");
+            }
+            if found.session.is_none() {
+                session.insert(AUTH_TIME_FIELD.into(), Value::from(now));
+            }
+            set(res, &session, cfg, now, metrics);
+        }
+        Some(Outcome::Invalid(why)) => {
+            warn!(reason = why, "backend session write ignored");
+            keep(res, found, cfg, now, metrics);
+        }
+        None => keep(res, found, cfg, now, metrics),
+    }
+}
+
+/// No write: refresh an old cookie, clear a rejected one, else nothing.
+fn keep(res: &mut HeaderMap, found: Found, cfg: &config::Session, now: u64, metrics: &Metrics) {
+    match found.session {
+        Some(session) if found.refresh => set(res, &session, cfg, now, metrics),
+        None if found.clear => clear(res, cfg),
+        _ => {}
+    }
+}
+
+/// Remove the write header from the response; its value when sent once.
+fn take_patch(res: &mut HeaderMap, name: &HeaderName) -> Option<Vec<u8>> {
+    let count = res.get_all(name).iter().count();
+    // `remove` drops every value and returns the first.
+    let first = res.remove(name)?;
+    if count > 1 {
+        warn!(header = %name, "backend sent the session header more than once; ignored");
+        return None;
+    }
+    Some(first.as_bytes().to_vec())
+}
+
+/// Seal `session` now and append its `Set-Cookie`, unless too large.
+pub fn set(res: &mut HeaderMap, session: &Map<String, Value>, cfg: &config::Session, now: u64, metrics: &Metrics) {
+    let value = session::seal(cfg.cookie.name(), session, now, cfg.keys.signing());
+    match cookie::set_cookie(&cfg.cookie, &value) {
+        Ok(v) => {
+            res.append(header::SET_COOKIE, v);
+        }
+        Err(e) => {
+            if matches!(e, SetCookieError::TooLarge { .. }) {
+                metrics.cookie_too_large();
+            }
+            warn!(error = %e, "session cookie not set");
+        }
+    }
+}
+
+/// Append the clearing `Set-Cookie` (same attributes, expired).
+pub fn clear(res: &mut HeaderMap, cfg: &config::Session) {
+    res.append(header::SET_COOKIE, cookie::clear_cookie(&cfg.cookie));
+}
