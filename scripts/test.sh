@@ -4,10 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the integration tests drive as real peers. Each later
-# feature adds its peers here; a missing peer is a failure, not a skip.
+# System packages the integration tests drive as real peers; a missing peer
+# is a failure, not a skip.
+#   apache2-utils  htpasswd, to make bcrypt fixtures the way operators do
 need_apt=()
-for pkg in ${USHER_TEST_APT_PACKAGES:-}; do
+for pkg in apache2-utils; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then

@@ -21,6 +21,31 @@ pub enum Command {
     Run(ConfigArg),
     /// Validate the configuration: list every problem (exit 64) or summarise it (exit 0).
     Check(ConfigArg),
+    /// Run usher in front of a built-in demo app; no config needed.
+    Demo {
+        /// Address for the proxy.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
+    /// Print a fresh session key: 32 random bytes as base64url text.
+    GenSecret,
+    /// Read a password (no echo on a terminal, else one line of stdin) and print an argon2id hash.
+    HashPassword,
+    /// Session cookie tools.
+    #[command(subcommand)]
+    Session(SessionCommand),
+}
+
+/// `usher session ...`
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// Verify a cookie with the configured keys and print its contents, or why it is rejected.
+    Decode {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The cookie value, or `name=value` as copied from a browser.
+        cookie: String,
+    },
 }
 
 /// `-c FILE`, shared by the commands that read a config.

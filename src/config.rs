@@ -10,6 +10,7 @@ mod raw;
 mod validate;
 
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
 
@@ -17,6 +18,8 @@ use http::HeaderName;
 use http::uri::{Authority, Scheme};
 use ipnet::IpNet;
 
+use crate::access::Policy;
+use crate::auth::users::Users;
 use crate::session::{CookieAttrs, Keys};
 
 pub use duration::{format_duration, parse_duration};
@@ -31,6 +34,10 @@ pub struct Config {
     pub upstream: Upstream,
     /// `[session]`: the signed cookie and what it carries.
     pub session: Session,
+    /// `[login]` and `[[users]]`: built-in sign-in.
+    pub login: Login,
+    /// `[access]`: who may reach which path.
+    pub access: Policy,
     /// Settings that work but weaken security; logged at startup and
     /// printed by `usher check`.
     pub warnings: Vec<String>,
@@ -51,6 +58,25 @@ pub struct Session {
     pub forward: Vec<Forward>,
     /// Backend session writes; `None` when not allowed.
     pub writes: Option<Writes>,
+    /// Refuse unsafe cross-site requests that carry the session cookie.
+    pub cross_site_guard: bool,
+    /// The sign-in form's CSRF cookie (`<cookie_name>_csrf`, SameSite=Strict).
+    pub csrf_cookie: CookieAttrs,
+}
+
+/// `[login]` with the users it checks.
+#[derive(Debug, Clone)]
+pub struct Login {
+    /// Name shown on the sign-in page.
+    pub app_name: String,
+    /// A line shown under the sign-in form.
+    pub hint: Option<String>,
+    /// Local users from `[[users]]` and `htpasswd_file`.
+    pub users: Users,
+    /// Sign-in attempts a minute per client IP.
+    pub per_ip: NonZeroU32,
+    /// Sign-in attempts a minute per user name.
+    pub per_user: NonZeroU32,
 }
 
 /// One `[session.forward]` entry.
@@ -129,6 +155,8 @@ pub struct Server {
     pub header_read_timeout: Duration,
     /// Largest request head accepted, in bytes.
     pub max_header_bytes: usize,
+    /// Path prefix of usher's own endpoints (`/.usher`), never forwarded.
+    pub prefix: String,
 }
 
 /// `[upstream]`

@@ -11,14 +11,20 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
+pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod error;
+pub mod guard;
 pub mod headers;
 pub mod hop;
+pub mod inspect;
 pub mod metrics;
 pub mod proxy;
+pub mod redirect;
 pub mod respond;
 pub mod server;
 pub mod service;

@@ -4,16 +4,19 @@
 
 #![forbid(unsafe_code)]
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
 use clap::error::ErrorKind;
 use tokio::net::TcpListener;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 use usher::Config;
-use usher::cli::{CONFIG_ENV, Cli, Command};
+use usher::cli::{CONFIG_ENV, Cli, Command, SessionCommand};
+use usher::inspect::{self, Decoded};
 
 /// Environment variable holding session keys, comma separated; overrides the file.
 const SECRET_KEYS_ENV: &str = "USHER_SECRET_KEYS";
@@ -31,6 +34,86 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(arg) => check(&arg.resolve(std::env::var_os(CONFIG_ENV))),
         Command::Run(arg) => run(&arg.resolve(std::env::var_os(CONFIG_ENV))),
+        Command::Demo { listen } => demo(listen),
+        Command::GenSecret => gen_secret(),
+        Command::HashPassword => hash_password(),
+        Command::Session(SessionCommand::Decode { config, cookie }) => {
+            decode(&config.resolve(std::env::var_os(CONFIG_ENV)), &cookie)
+        }
+    }
+}
+
+/// Read the password without echo from a terminal, or a line from a pipe.
+fn hash_password() -> ExitCode {
+    use std::io::IsTerminal;
+    let read = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("Password: ").and_then(|first| {
+            let again = rpassword::prompt_password("Again: ")?;
+            Ok(if first == again { Some(first) } else { None })
+        })
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map(|_| Some(line.trim_end_matches(['\r', '\n']).to_string()))
+    };
+    let password = match read {
+        Ok(Some(p)) if !p.is_empty() => p,
+        Ok(Some(_)) => {
+            eprintln!("usher: the password is empty");
+            return ExitCode::from(EXIT_USAGE);
+        }
+        Ok(None) => {
+            eprintln!("usher: the passwords differ");
+            return ExitCode::from(EXIT_USAGE);
+        }
+        Err(e) => {
+            eprintln!("usher: cannot read the password: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    match usher::auth::users::hash_password(&password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("usher: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn gen_secret() -> ExitCode {
+    match usher::session::key::generate() {
+        Ok(key) => {
+            println!("{key}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("usher: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn decode(path: &Path, cookie: &str) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match inspect::decode(&config.session, cookie, now) {
+        Decoded::Valid(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Decoded::Rejected(reason) => {
+            println!("rejected ({}): {reason}", reason.as_str());
+            ExitCode::from(EXIT_RUNTIME)
+        }
     }
 }
 
@@ -69,32 +152,67 @@ fn run(path: &Path) -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            error!(error = %e, "cannot start the async runtime");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
-    };
-    runtime.block_on(serve(config))
+    for w in &config.warnings {
+        warn!("{w}");
+    }
+    block_on(async move {
+        let listener = match bind(config.server.listen).await {
+            Ok(l) => l,
+            Err(code) => return code,
+        };
+        exit_code(usher::run(config, listener, shutdown_signal()).await)
+    })
 }
 
-async fn serve(config: Config) -> ExitCode {
-    for w in &config.warnings {
-        tracing::warn!("{w}");
-    }
-    let listener = match TcpListener::bind(config.server.listen).await {
-        Ok(l) => l,
+fn demo(listen: SocketAddr) -> ExitCode {
+    init_logging();
+    block_on(async move {
+        let listener = match bind(listen).await {
+            Ok(l) => l,
+            Err(code) => return code,
+        };
+        let shown = listener.local_addr().unwrap_or(listen);
+        println!(
+            "usher demo: open http://{shown}/ and press \"Sign in as demo\", or sign in at\n\
+             http://{shown}/.usher/login as {} / {}.\n\
+             The app behind usher never sees a cookie: it gets your session as headers.",
+            usher::demo::DEMO_USER.0,
+            usher::demo::DEMO_USER.1,
+        );
+        exit_code(usher::demo::run(listener, shutdown_signal()).await)
+    })
+}
+
+/// Run `fut` on a fresh multi-threaded runtime.
+fn block_on(fut: impl Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt.block_on(fut),
         Err(e) => {
-            error!(error = %e, listen = %config.server.listen, "cannot bind");
-            return ExitCode::from(EXIT_RUNTIME);
+            error!(error = %e, "cannot start the async runtime");
+            ExitCode::from(EXIT_RUNTIME)
         }
-    };
-    let bound = listener
-        .local_addr()
-        .map_or_else(|_| config.server.listen.to_string(), |a| a.to_string());
-    info!(listen = %bound, upstream = %config.upstream.authority, "usher listening");
-    match usher::run(config, listener, shutdown_signal()).await {
+    }
+}
+
+/// Bind and log the address actually bound (port 0 becomes a real port).
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ExitCode> {
+    match TcpListener::bind(addr).await {
+        Ok(listener) => {
+            let bound = listener
+                .local_addr()
+                .map_or_else(|_| addr.to_string(), |a| a.to_string());
+            info!(listen = %bound, "usher listening");
+            Ok(listener)
+        }
+        Err(e) => {
+            error!(error = %e, listen = %addr, "cannot bind");
+            Err(ExitCode::from(EXIT_RUNTIME))
+        }
+    }
+}
+
+fn exit_code(served: anyhow::Result<()>) -> ExitCode {
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!(error = format!("{e:#}"), "usher stopped");

@@ -63,14 +63,48 @@ pub fn error(status: StatusCode, code: &str, message: &str, html: bool) -> Respo
 fn error_page(status: StatusCode, message: &str) -> String {
     let code = status.as_u16();
     let reason = status.canonical_reason().unwrap_or("Error");
+    page(
+        &format!("{code} {reason}"),
+        &format!("<h1>{code} {reason}</h1><p>{}</p>", escape(message)),
+    )
+}
+
+/// A complete HTML document around `body` (already escaped HTML): no
+/// scripts, readable on a phone.
+pub fn page(title: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{code} {reason}</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}}\
-         h1{{font-size:1.4rem}}</style></head>\
-         <body><h1>{code} {reason}</h1><p>{message}</p></body></html>\n"
+         <meta name=\"referrer\" content=\"same-origin\">\
+         <title>{}</title><style>{STYLE}</style></head>\
+         <body><main>{body}</main></body></html>\n",
+        escape(title)
     )
+}
+
+const STYLE: &str = "body{font-family:system-ui,-apple-system,sans-serif;background:#f5f5f4;color:#1c1917;\
+margin:0;padding:0 1rem}main{max-width:24rem;margin:12vh auto;background:#fff;border-radius:.75rem;\
+padding:1.5rem 1.75rem;box-shadow:0 1px 3px rgba(0,0,0,.12)}h1{font-size:1.35rem;margin:0 0 1rem}\
+label{display:block;font-size:.9rem;margin:.9rem 0 .3rem}input[type=text],input[type=password]{width:100%;\
+box-sizing:border-box;padding:.6rem .7rem;font-size:1rem;border:1px solid #a8a29e;border-radius:.4rem}\
+button{margin-top:1.2rem;width:100%;padding:.65rem;font-size:1rem;border:0;border-radius:.4rem;\
+background:#1d4ed8;color:#fff;cursor:pointer}.error{background:#fee2e2;color:#991b1b;padding:.6rem .7rem;\
+border-radius:.4rem;font-size:.9rem}.muted{color:#78716c;font-size:.85rem}";
+
+/// Escape text for HTML content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -116,5 +150,9 @@ mod tests {
         assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
         let res = error(StatusCode::GATEWAY_TIMEOUT, "gateway_timeout", "too slow", true);
         assert_eq!(res.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        assert_eq!(
+            escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
     }
 }

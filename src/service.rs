@@ -3,8 +3,9 @@
 //! normalise → strip → session → decide → inject → forward → respond
 //!
 //! This is the only module that composes the pure parts (`target`, `hop`,
-//! `respond`) with IO (`proxy`). Session and access phases are plain
-//! pass-through until sessions exist; their places are marked.
+//! `headers`, `session`, `access`, `guard`, `respond`) with IO (`proxy`,
+//! `auth`). Requests under the reserved prefix go to `auth` after the
+//! session phase and are never forwarded.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use tracing::{Level, debug, event};
 
+use crate::auth::{self, Auth};
 use crate::body::{self, Body};
 use crate::config::Config;
 use crate::error::{Fault, RequestError};
@@ -25,9 +27,13 @@ use crate::hop::{self, Peer};
 use crate::metrics::Metrics;
 use crate::proxy::Upstream;
 use crate::session::cookie;
-use crate::{respond, target};
+use crate::{guard, respond, target};
 
 mod carrier;
+mod decide;
+
+pub use carrier::set as set_session;
+pub use decide::identity;
 
 /// Everything a request needs, built once at startup and shared.
 pub struct Service {
@@ -39,6 +45,8 @@ pub struct Service {
     plan: HeaderPlan,
     /// Counters read by the admin endpoint.
     metrics: Arc<Metrics>,
+    /// usher's own endpoints.
+    auth: Auth,
 }
 
 /// What the accept loop knows about a connection.
@@ -58,12 +66,15 @@ impl Service {
             // An `Authority` holds only characters valid in a header value.
             .expect("an authority is a valid header value");
         let plan = HeaderPlan::new(&config.session.forward);
+        let metrics = Arc::new(Metrics::default());
+        let auth = Auth::new(Arc::clone(&config), Arc::clone(&metrics));
         Service {
             config,
             upstream,
             upstream_host,
             plan,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
+            auth,
         }
     }
 
@@ -78,7 +89,7 @@ impl Service {
         let html = respond::wants_html(req.method(), req.headers());
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let res = match self.pipeline(req, conn).await {
+        let res = match self.pipeline(req, conn, html).await {
             Ok(res) => res,
             Err(e) => error_response(&e, html),
         };
@@ -94,25 +105,65 @@ impl Service {
         res
     }
 
-    async fn pipeline(&self, mut req: Request<Incoming>, conn: Connection) -> Result<Response<Body>, RequestError> {
+    /// Forget idle sign-in rate-limit buckets; call now and then.
+    pub fn housekeeping(&self) {
+        self.auth.forget_idle();
+    }
+
+    async fn pipeline(
+        &self,
+        mut req: Request<Incoming>,
+        conn: Connection,
+        html: bool,
+    ) -> Result<Response<Body>, RequestError> {
         // 1. normalise: the one path that rules see and the upstream gets.
         let path_and_query = normalised_target(req.uri())?;
         // Read before stripping: `Connection: Host` must not hide the host.
         let host = client_host(&req);
-        // 2. strip: connection-level headers, untrusted forwarding headers.
+        // 2. strip: connection-level headers, untrusted forwarding headers,
+        // every spelling of the session headers.
         let upgrade = hop::strip_hop_by_hop(req.headers_mut());
-        let peer = Peer {
-            ip: conn.remote.ip(),
-            proto: conn.proto,
-            trusted: self.config.server.trusted_proxies.contains(conn.remote.ip()),
-        };
         self.plan.strip(req.headers_mut());
         // 3. session: verify the cookie, then keep it from the upstream.
         let now = unix_now();
         let session = &self.config.session;
         let found = carrier::read(req.headers(), session, now, &self.metrics);
+        let cross_site = session.cross_site_guard
+            && guard::is_unsafe(req.method())
+            && guard::is_cross_site(req.headers(), host.as_ref().and_then(|h| h.to_str().ok()));
+        if let Some(endpoint) = self.endpoint(path_and_query.path()) {
+            if cross_site {
+                return Ok(decide::cross_site(html));
+            }
+            let cx = auth::Context {
+                ip: conn.remote.ip(),
+                session: found.session.as_ref(),
+                issued_at: found.issued_at,
+                now,
+                html,
+            };
+            return Ok(self.auth.handle(req, endpoint, cx).await);
+        }
         cookie::strip(req.headers_mut(), session.cookie.name());
-        // 4. decide: everyone passes until access rules exist.
+        // 4. decide: the cross-site guard, then the access rules.
+        let denied = if cross_site && found.present() {
+            Some(decide::cross_site(html))
+        } else {
+            let d = decide::Decide {
+                config: &self.config,
+                html,
+            };
+            d.access(req.method(), &path_and_query, found.session.as_ref())
+        };
+        if let Some(mut res) = denied {
+            carrier::write_back(res.headers_mut(), false, found, session, now, &self.metrics);
+            return Ok(res);
+        }
+        let peer = Peer {
+            ip: conn.remote.ip(),
+            proto: conn.proto,
+            trusted: self.config.server.trusted_proxies.contains(conn.remote.ip()),
+        };
         // 5. inject: usher's own forwarding headers and the session fields.
         hop::set_forwarded(req.headers_mut(), peer, host.clone());
         self.plan.inject(req.headers_mut(), found.session.as_ref());
@@ -132,6 +183,12 @@ impl Service {
         // The upstream may speak HTTP/1.0; the client gets our own version.
         *res.version_mut() = Version::default();
         Ok(res.map(body::streamed))
+    }
+
+    /// `Some("/login")` for `<prefix>/login`; `None` outside the prefix.
+    fn endpoint<'p>(&self, path: &'p str) -> Option<&'p str> {
+        let rest = path.strip_prefix(self.config.server.prefix.as_str())?;
+        (rest.is_empty() || rest.starts_with('/')).then_some(rest)
     }
 
     /// Point the request at the upstream: absolute URI, HTTP/1.1, `Host`.

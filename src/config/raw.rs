@@ -19,6 +19,12 @@ pub struct RawConfig {
     pub upstream: RawUpstream,
     #[serde(default)]
     pub session: RawSession,
+    #[serde(default)]
+    pub login: RawLogin,
+    #[serde(default)]
+    pub users: Vec<RawUser>,
+    #[serde(default)]
+    pub access: RawAccess,
 }
 
 /// `[server]`
@@ -31,6 +37,7 @@ pub struct RawServer {
     pub tls_key: Option<String>,
     pub header_read_timeout: Option<String>,
     pub max_header_bytes: Option<i64>,
+    pub prefix: Option<String>,
 }
 
 /// `[upstream]`
@@ -57,6 +64,7 @@ pub struct RawSession {
     pub domain: Option<String>,
     pub path: Option<String>,
     pub format: Option<String>,
+    pub cross_site_guard: Option<bool>,
     /// `[session.forward]`: upstream request header name → session field.
     pub forward: Option<BTreeMap<String, String>>,
     /// `[session.upstream]`: backend writes.
@@ -69,4 +77,47 @@ pub struct RawSession {
 pub struct RawSessionWrites {
     pub header: Option<String>,
     pub writable: Option<Vec<String>>,
+}
+
+/// `[login]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogin {
+    pub htpasswd_file: Option<String>,
+    pub app_name: Option<String>,
+    pub hint: Option<String>,
+    pub ip_attempts_per_minute: Option<i64>,
+    pub user_attempts_per_minute: Option<i64>,
+}
+
+/// One `[[users]]` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUser {
+    pub name: Option<String>,
+    pub password_hash: Option<String>,
+    pub email: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// `[access]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccess {
+    pub default: Option<String>,
+    pub case_insensitive: Option<bool>,
+    #[serde(default)]
+    pub rules: Vec<RawRule>,
+}
+
+/// One `[[access.rules]]` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub path: Option<String>,
+    pub allow: Option<String>,
+    pub methods: Option<Vec<String>>,
+    pub groups: Option<Vec<String>>,
+    pub users: Option<Vec<String>>,
 }

@@ -16,6 +16,8 @@ use ipnet::IpNet;
 use super::raw::{RawConfig, RawServer, RawUpstream};
 use super::{Config, Environment, Server, TrustedProxies, Upstream, parse_duration};
 
+mod access;
+mod login;
 mod session;
 
 /// Why a configuration could not be used.
@@ -64,13 +66,19 @@ pub fn from_toml_str(text: &str, env: &Environment<'_>) -> Result<Config, Config
     let server = server(&raw.server, &mut problems);
     let upstream = upstream(&raw.upstream, &mut problems);
     let session = session::session(&raw.session, env, &mut problems, &mut warnings);
-    match (server, upstream, session) {
-        (Some(server), Some(upstream), Some(session)) if problems.0.is_empty() => Ok(Config {
-            server,
-            upstream,
-            session,
-            warnings,
-        }),
+    let login = login::login(&raw.login, &raw.users, env, &mut problems);
+    let access = access::access(&raw.access, &mut problems);
+    match (server, upstream, session, login, access) {
+        (Some(server), Some(upstream), Some(session), Some(login), Some(access)) if problems.0.is_empty() => {
+            Ok(Config {
+                server,
+                upstream,
+                session,
+                login,
+                access,
+                warnings,
+            })
+        }
         _ => Err(ConfigError::Invalid(problems.0)),
     }
 }
@@ -120,6 +128,12 @@ fn server(raw: &RawServer, p: &mut Problems) -> Option<Server> {
         Duration::from_secs(10),
         positive_duration,
     );
+    let prefix = p.check(
+        "server.prefix",
+        raw.prefix.as_deref(),
+        "/.usher".to_string(),
+        endpoint_prefix,
+    );
     let max_header = p.check(
         "server.max_header_bytes",
         raw.max_header_bytes.as_ref(),
@@ -137,6 +151,7 @@ fn server(raw: &RawServer, p: &mut Problems) -> Option<Server> {
         trusted_proxies: trusted?,
         header_read_timeout: header_timeout?,
         max_header_bytes: max_header?,
+        prefix: prefix?,
     })
 }
 
@@ -198,6 +213,23 @@ fn cidr(text: &str) -> Option<IpNet> {
         return Some(net);
     }
     text.parse::<IpAddr>().ok().map(IpNet::from)
+}
+
+fn endpoint_prefix(text: &str) -> Result<String, String> {
+    let ok = text.len() > 1
+        && text.starts_with('/')
+        && !text.ends_with('/')
+        && text[1..]
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-~".contains(&b));
+    if ok {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "expected a path such as \"/.usher\" (letters, digits, . _ - ~; no trailing /), got {text:?}"
+        ))
+    }
 }
 
 fn positive_duration(text: &str) -> Result<Duration, String> {

@@ -26,6 +26,15 @@ pub struct Found {
     refresh: bool,
     /// A cookie was sent but rejected: clear it on the response.
     clear: bool,
+    /// When the verified session was issued (0 without one).
+    pub issued_at: u64,
+}
+
+impl Found {
+    /// Whether the request carried the session cookie at all (valid or not).
+    pub fn present(&self) -> bool {
+        self.session.is_some() || self.clear
+    }
 }
 
 /// Verify the request's session cookie.
@@ -42,15 +51,15 @@ pub fn read(headers: &HeaderMap, cfg: &config::Session, now: u64, metrics: &Metr
             refresh: o.stale_key || session::needs_refresh(o.issued_at, now, limits.max_age),
             session: Some(o.payload),
             clear: false,
+            issued_at: o.issued_at,
         },
         Err(Rejected::Missing) => Found::default(),
         Err(reason) => {
             debug!(reason = reason.as_str(), "session cookie rejected");
             metrics.session_rejected(reason);
             Found {
-                session: None,
-                refresh: false,
                 clear: true,
+                ..Found::default()
             }
         }
     }

@@ -104,3 +104,68 @@ fn config_path_comes_from_the_environment() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("9123"));
 }
+
+#[test]
+fn hash_password_reads_stdin_and_prints_a_verifiable_argon2id_hash() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_usher"))
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"open sesame\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0));
+    let hash = String::from_utf8(out.stdout).expect("utf8").trim().to_string();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let parsed = usher::auth::users::Hash::parse(&hash).expect("parses");
+    assert!(parsed.verify("open sesame"));
+    assert!(!parsed.verify("open sesame\n"));
+}
+
+#[test]
+fn gen_secret_prints_32_random_bytes_as_base64url() {
+    let a = usher(&["gen-secret"], None);
+    let b = usher(&["gen-secret"], None);
+    assert_eq!(a.status.code(), Some(0));
+    let key = String::from_utf8_lossy(&a.stdout).trim().to_string();
+    assert_eq!(key.len(), 43, "{key}");
+    assert!(
+        key.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'),
+        "{key}"
+    );
+    assert_ne!(a.stdout, b.stdout);
+}
+
+#[test]
+fn session_decode_explains_a_cookie() {
+    let key = crate::support::TEST_KEY;
+    let keys = usher::session::Keys::from_bytes(vec![key.as_bytes().to_vec()], 32).expect("keys");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let payload = serde_json::json!({"user": "alice", "cart": {"apple": 2}});
+    let value = usher::session::seal(
+        "usher_session",
+        payload.as_object().expect("map"),
+        now - 90,
+        keys.signing(),
+    );
+    let config = "[upstream]\nurl = \"http://127.0.0.1:9\"\n";
+    let out = usher(&["session", "decode", &format!("usher_session={value}")], Some(config));
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("\"alice\"") && t.contains("ago"), "{t}");
+    let mut tampered = value.clone();
+    tampered.push('x');
+    let out = usher(&["session", "decode", &tampered], Some(config));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("rejected"), "{}", text(&out));
+}

@@ -2,8 +2,11 @@
 
 mod support; // spawn_proxy, spawn_echo_upstream and friends
 
+mod bypass; // hostile spellings of protected paths: refused or decided as forwarded
 mod cli; // the binary: exit codes, config error reporting
+mod demo; // `usher demo` end to end: sign-in, cart, preferences, login page
 mod forwarding; // what the upstream sees: methods, bodies, hosts, X-Forwarded-*
+mod login; // sign-in journeys, brute-force limits, htpasswd, cross-site guard
 mod session; // cookie-jar journeys: backend writes, carts, sign-out, bad cookies
 mod spoof; // the strip-then-inject matrix: no client value ever reaches the upstream
 mod streaming; // 200 MB each way through the real binary, RSS bounded

@@ -51,14 +51,20 @@ pub const TEST_KEY: &str = "test-key-0123456789abcdef0123456789";
 
 /// Start usher in-process with `extra` TOML appended after an `[upstream]`
 /// section pointing at `upstream`. Unless `extra` has its own `[session]`,
-/// one is added with [`TEST_KEY`] and `secure = false` (plain-HTTP tests).
+/// one is added with [`TEST_KEY`] and `secure = false` (plain-HTTP tests);
+/// unless it has its own `[access]`, everyone may pass.
 pub async fn spawn_proxy(upstream: SocketAddr, extra: &str) -> Proxy {
     let session = if extra.contains("[session]") {
         String::new()
     } else {
         session_toml("")
     };
-    let text = format!("[upstream]\nurl = \"http://{upstream}\"\n{extra}\n{session}");
+    let access = if extra.contains("[access]") {
+        ""
+    } else {
+        "[access]\ndefault = \"anyone\"\n"
+    };
+    let text = format!("[upstream]\nurl = \"http://{upstream}\"\n{extra}\n{session}\n{access}");
     spawn_proxy_toml(&text).await
 }
 
@@ -68,8 +74,14 @@ pub fn session_toml(extra: &str) -> String {
 }
 
 /// Start usher in-process from complete TOML text (its `listen` is ignored).
+/// Files it names (keys, htpasswd) are read from disk.
 pub async fn spawn_proxy_toml(text: &str) -> Proxy {
-    let config = usher::Config::from_toml_str(text).unwrap_or_else(|e| panic!("test config invalid: {e}"));
+    let env = usher::config::Environment {
+        secret_keys: None,
+        read_file: &usher::config::read_file,
+    };
+    let config =
+        usher::Config::from_toml_str_with(text, &env).unwrap_or_else(|e| panic!("test config invalid: {e}\n{text}"));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
     let addr = listener.local_addr().expect("proxy addr");
     let (tx, rx) = oneshot::channel::<()>();
@@ -310,4 +322,68 @@ pub fn write_query(json: &str) -> String {
         "write={}",
         percent_encoding::utf8_percent_encode(json, percent_encoding::NON_ALPHANUMERIC)
     )
+}
+
+/// The real `usher` binary, started on port 0; killed on drop.
+pub struct Usher {
+    pub child: std::process::Child,
+    /// `host:port` it reported listening on.
+    pub addr: String,
+}
+
+impl Drop for Usher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Usher {
+    /// Run `usher ARGS [-c FILE]` with `config` written to a temporary file,
+    /// and wait for the "usher listening" log line to learn the address.
+    pub fn start(args: &[&str], config: Option<&str>) -> Usher {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_usher"));
+        cmd.args(args);
+        if let Some(text) = config {
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("usher-bin-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("tmp dir");
+            let path = dir.join("usher.toml");
+            std::fs::write(&path, text).expect("write config");
+            cmd.arg("-c").arg(path);
+        }
+        let mut child = cmd
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .env("USHER_SECRET_KEYS", TEST_KEY)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn usher");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = loop {
+            let line = lines.next().expect("usher exited before listening").expect("read log");
+            let listening = line.contains("usher listening");
+            if let Some(rest) = line.split("listen=").nth(1).filter(|_| listening) {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .expect("address")
+                    .trim_matches('"')
+                    .to_string();
+            }
+        };
+        // Keep draining the log so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Usher { child, addr }
+    }
+
+    /// `http://ADDR` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
 }

@@ -69,7 +69,15 @@ pub(super) fn session(
         },
     );
     format(raw.format.as_deref(), p);
+    if raw.cross_site_guard == Some(false) {
+        warnings.push(
+            "session.cross_site_guard = false: other sites can make a signed-in browser send state-changing \
+             requests; keep it on unless the backend checks CSRF itself"
+                .into(),
+        );
+    }
     let cookie = cookie(raw, max_age, p, warnings);
+    let csrf_cookie = cookie.as_ref().and_then(|c| csrf_cookie(c, p));
     let forward = forward(raw.forward.as_ref(), p);
     let writes = raw
         .upstream
@@ -83,7 +91,24 @@ pub(super) fn session(
         max_lifetime: lifetime?,
         forward: forward?,
         writes,
+        cross_site_guard: raw.cross_site_guard.unwrap_or(true),
+        csrf_cookie: csrf_cookie?,
     })
+}
+
+/// The sign-in form cookie: the session cookie's name with `_csrf`, its
+/// `Secure` and domain, `SameSite=Strict`, one hour.
+fn csrf_cookie(session: &CookieAttrs, p: &mut Problems) -> Option<CookieAttrs> {
+    let name = format!("{}_csrf", session.name());
+    let attrs = CookieAttrs::new(
+        &name,
+        session.secure(),
+        SameSite::Strict,
+        "/",
+        session.domain(),
+        Some(3600),
+    );
+    attrs.map_err(|e| p.push("session.cookie_name", e.to_string())).ok()
 }
 
 fn keys(raw: &RawSession, env: &Environment<'_>, p: &mut Problems, warnings: &mut Vec<String>) -> Option<Keys> {

@@ -1,0 +1,251 @@
+//! Access rules (`[access]`, SPEC §2 and §3.4): who may reach which path.
+//! Pure.
+//!
+//! Owns the decision for one request: given the method, the normalised path
+//! and the signed-in identity (if any), [`Policy::decide`] answers
+//! [`Decision::Allow`], [`Decision::NeedLogin`] or [`Decision::Forbidden`].
+//! Rules are tried in order and the first that applies wins. A rule applies
+//! when its pattern matches the path and it lists no methods or lists the
+//! request's method (`HEAD` is covered by a listed `GET`). With no applicable
+//! rule, `default` decides.
+//!
+//! Does not own: reading TOML into [`Rule`]s (the config layer, which also
+//! turns "groups or users without `allow`" into [`Allow::Authenticated`]);
+//! path normalisation (`target`); sessions (the caller passes an
+//! [`Identity`] borrowed from one); or the response (`service` turns
+//! `NeedLogin` into a 302 or 401 and `Forbidden` into a 403).
+//!
+//! # `;parameters`, read both ways
+//!
+//! Servlet containers drop `;parameters` from each segment before routing,
+//! so `/admin;x=1/secret` reaches their `/admin/secret`, and `/;x/admin`
+//! reaches `/admin`. Most other servers keep `;` as an ordinary character.
+//! usher cannot know which kind the backend is. So when the path contains a
+//! `;`, the policy is evaluated under both readings (see [`PathPattern`]),
+//! and the stricter decision wins: `Forbidden`, then `NeedLogin`, then
+//! `Allow`. On a tie, the servlet reading names the rule. A rule on
+//! `/admin/**` thus covers `/admin;x/y` and `/;x/admin`. A rule on
+//! `/a/*/c` still covers `/a/;x/c`, which a servlet container would read as
+//! `/a/c`. The price: `/public;x` can need more than `/public/**` grants,
+//! when the other reading falls to a stricter rule or to the default. That
+//! fails closed.
+//!
+//! Not modelled: backends that strip trailing dots or spaces from segments
+//! (IIS: `/admin.` or `/admin%20`). For those, list the variants or protect
+//! by default.
+
+mod pattern;
+
+pub use pattern::PathPattern;
+use pattern::Reading;
+
+use http::Method;
+use serde_json::Value;
+
+/// Who a rule or the default lets through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allow {
+    /// Everyone, signed in or not.
+    Anyone,
+    /// Anyone signed in. If the rule names `groups` or `users`, only those.
+    Authenticated,
+    /// No one, signed in or not.
+    Nobody,
+}
+
+/// The outcome for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Let the request through.
+    Allow,
+    /// Not signed in, and signing in could allow the request.
+    NeedLogin,
+    /// Refused whoever asks: signed in without the required user or group,
+    /// or an [`Allow::Nobody`] path. A signed-out request for a `Nobody`
+    /// path is `Forbidden` too, not `NeedLogin`, since no sign-in would
+    /// help and a login redirect would only loop.
+    Forbidden,
+}
+
+/// The signed-in user, borrowed from the session so that deciding never
+/// copies it. Sessions hold `groups` as JSON (a list of strings, or one
+/// string), so an identity can borrow that value as it is; one built from a
+/// list of names borrows the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity<'a> {
+    user: &'a str,
+    groups: Groups<'a>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Groups<'a> {
+    Json(Option<&'a Value>),
+    List(&'a [String]),
+}
+
+impl<'a> Identity<'a> {
+    /// An identity from a session's `user` and `groups` fields. `groups` is
+    /// a list (its string members count, others are ignored) or one string
+    /// (one group, not split). Anything else, or `None`, is no groups.
+    pub fn new(user: &'a str, groups: Option<&'a Value>) -> Identity<'a> {
+        let groups = Groups::Json(groups);
+        Identity { user, groups }
+    }
+
+    /// An identity from a user name and a list of group names.
+    pub fn with_groups(user: &'a str, groups: &'a [String]) -> Identity<'a> {
+        let groups = Groups::List(groups);
+        Identity { user, groups }
+    }
+
+    /// The user name, compared exactly with [`Rule::users`].
+    pub fn user(&self) -> &'a str {
+        self.user
+    }
+
+    /// Whether the user is in `group`, compared exactly with
+    /// [`Rule::groups`].
+    pub fn in_group(&self, group: &str) -> bool {
+        match self.groups {
+            Groups::List(list) => list.iter().any(|g| g == group),
+            Groups::Json(Some(Value::String(one))) => one == group,
+            Groups::Json(Some(Value::Array(list))) => list.iter().any(|g| g.as_str() == Some(group)),
+            Groups::Json(_) => false,
+        }
+    }
+}
+
+/// One `[[access.rules]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// The paths the rule covers.
+    pub pattern: PathPattern,
+    /// The methods the rule covers: `None` for all. A listed `GET` covers
+    /// `HEAD` too. `Some` of an empty list covers nothing; the config layer
+    /// should refuse it.
+    pub methods: Option<Vec<Method>>,
+    /// Who is let through.
+    pub allow: Allow,
+    /// With [`Allow::Authenticated`]: if this or `users` is non-empty, the
+    /// identity must be in one of these groups or one of `users`. Ignored
+    /// with the other `allow` values.
+    pub groups: Vec<String>,
+    /// See `groups`.
+    pub users: Vec<String>,
+}
+
+/// The compiled `[access]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    rules: Vec<Rule>,
+    default: Allow,
+    case_insensitive: bool,
+}
+
+impl Policy {
+    /// A policy trying `rules` in order, with `default` when none applies.
+    /// `case_insensitive` compares literal segments ignoring ASCII case, for
+    /// backends that route case-insensitively.
+    pub fn new(rules: Vec<Rule>, default: Allow, case_insensitive: bool) -> Policy {
+        Policy {
+            rules,
+            default,
+            case_insensitive,
+        }
+    }
+
+    /// The rules, in the order they are tried.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Decide a request for the normalised `path` (no query). See
+    /// [`decide_with_rule`](Self::decide_with_rule).
+    pub fn decide(&self, method: &Method, path: &str, who: Option<&Identity<'_>>) -> Decision {
+        self.decide_with_rule(method, path, who).0
+    }
+
+    /// Decide a request, and name the index of the rule that decided it
+    /// (`None`: the default), for logs. A path that does not start with `/`
+    /// is `Forbidden` by no rule, since it cannot have been normalised.
+    /// Allocation-free.
+    pub fn decide_with_rule(
+        &self,
+        method: &Method,
+        path: &str,
+        who: Option<&Identity<'_>>,
+    ) -> (Decision, Option<usize>) {
+        if !path.starts_with('/') {
+            return (Decision::Forbidden, None);
+        }
+        let servlet = self.decide_as(Reading::Servlet, method, path, who);
+        if !path.contains(';') {
+            // Both readings are the same path.
+            return servlet;
+        }
+        let raw = self.decide_as(Reading::Raw, method, path, who);
+        if raw.0.severity() > servlet.0.severity() {
+            raw
+        } else {
+            servlet
+        }
+    }
+
+    fn decide_as(
+        &self,
+        reading: Reading,
+        method: &Method,
+        path: &str,
+        who: Option<&Identity<'_>>,
+    ) -> (Decision, Option<usize>) {
+        let found = (self.rules.iter().enumerate())
+            .find(|(_, rule)| rule.applies(method, path, reading, self.case_insensitive));
+        match found {
+            Some((i, rule)) => (judge(rule.allow, &rule.groups, &rule.users, who), Some(i)),
+            None => (judge(self.default, &[], &[], who), None),
+        }
+    }
+}
+
+impl Rule {
+    fn applies(&self, method: &Method, path: &str, reading: Reading, case_insensitive: bool) -> bool {
+        self.covers(method) && self.pattern.matches_as(path, reading, case_insensitive)
+    }
+
+    fn covers(&self, method: &Method) -> bool {
+        let listed = |m: &Method| m == method || (*method == Method::HEAD && *m == Method::GET);
+        self.methods.as_ref().is_none_or(|methods| methods.iter().any(listed))
+    }
+}
+
+impl Decision {
+    /// Order for picking the stricter of two readings.
+    fn severity(self) -> u8 {
+        match self {
+            Decision::Allow => 0,
+            Decision::NeedLogin => 1,
+            Decision::Forbidden => 2,
+        }
+    }
+}
+
+fn judge(allow: Allow, groups: &[String], users: &[String], who: Option<&Identity<'_>>) -> Decision {
+    match (allow, who) {
+        (Allow::Anyone, _) => Decision::Allow,
+        (Allow::Nobody, _) => Decision::Forbidden,
+        (Allow::Authenticated, None) => Decision::NeedLogin,
+        (Allow::Authenticated, Some(who)) if is_listed(groups, users, who) => Decision::Allow,
+        (Allow::Authenticated, Some(_)) => Decision::Forbidden,
+    }
+}
+
+/// Whether `who` passes a `groups`/`users` restriction; an empty
+/// restriction passes everyone.
+fn is_listed(groups: &[String], users: &[String], who: &Identity<'_>) -> bool {
+    (groups.is_empty() && users.is_empty())
+        || users.iter().any(|u| u == who.user)
+        || groups.iter().any(|g| who.in_group(g))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,341 @@
+//! usher's own endpoints under the reserved prefix (SPEC §4): sign-in,
+//! sign-out and the session document. They create and destroy sessions and
+//! are never forwarded.
+//!
+//! Sign-in checks, in order: the brute-force limit for the client IP, the
+//! form's CSRF token, the limit for the user name, then the password (off
+//! the async executor). Every failure after the CSRF check looks the same
+//! to the client, whatever the reason.
+
+pub mod csrf;
+pub mod limit;
+pub mod page;
+pub mod users;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::{Map, Value, json};
+use tracing::{info, warn};
+
+use crate::body::{self, Body};
+use crate::config::Config;
+use crate::metrics::{LoginResult, Metrics};
+use crate::respond;
+use crate::session::codec::AUTH_TIME_FIELD;
+use crate::session::cookie;
+
+/// Largest form body accepted by the endpoints.
+const FORM_LIMIT: usize = 16 * 1024;
+/// The one message for every failed sign-in.
+const FAILED: &str = "Invalid username or password.";
+
+/// The endpoints and the state they keep (brute-force buckets).
+pub struct Auth {
+    config: Arc<Config>,
+    limits: limit::Limits,
+    metrics: Arc<Metrics>,
+}
+
+/// What the pipeline already knows about the request.
+pub struct Context<'a> {
+    /// Client IP (the TCP peer).
+    pub ip: IpAddr,
+    /// The verified session, if any.
+    pub session: Option<&'a Map<String, Value>>,
+    /// When that session was issued.
+    pub issued_at: u64,
+    /// Unix seconds.
+    pub now: u64,
+    /// Browser (HTML) or API (JSON) answers.
+    pub html: bool,
+}
+
+impl Auth {
+    /// Build the endpoints for `config`.
+    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Auth {
+        let limits = limit::Limits::new(config.login.per_ip, config.login.per_user);
+        Auth {
+            config,
+            limits,
+            metrics,
+        }
+    }
+
+    /// Forget idle brute-force buckets (called periodically).
+    pub fn forget_idle(&self) {
+        self.limits.forget_idle();
+    }
+
+    /// Answer a request for `<prefix><endpoint>`.
+    pub async fn handle(&self, req: Request<Incoming>, endpoint: &str, cx: Context<'_>) -> Response<Body> {
+        match (endpoint, req.method()) {
+            ("/login", &Method::GET | &Method::HEAD) => {
+                self.login_page(req.headers(), rd_param(req.uri().query()), None, "", &cx)
+            }
+            ("/login", &Method::POST) => self.login(req, &cx).await,
+            ("/logout", &Method::GET | &Method::HEAD) => self.logout_page(rd_param(req.uri().query()), &cx),
+            ("/logout", &Method::POST) => self.logout(req).await,
+            ("/session", &Method::GET | &Method::HEAD) => self.session_doc(&cx),
+            ("/login" | "/logout" | "/session", _) => {
+                let mut res = respond::error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    "Method not allowed.",
+                    cx.html,
+                );
+                res.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST"));
+                res
+            }
+            _ => respond::error(StatusCode::NOT_FOUND, "not_found", "No such page.", cx.html),
+        }
+    }
+
+    /// The sign-in page with a CSRF token, reusing a fresh form cookie.
+    fn login_page(
+        &self,
+        headers: &HeaderMap,
+        rd: String,
+        error: Option<&str>,
+        username: &str,
+        cx: &Context<'_>,
+    ) -> Response<Body> {
+        let s = &self.config.session;
+        let existing = cookie::find(headers, s.csrf_cookie.name())
+            .ok()
+            .filter(|c| csrf::is_fresh(c, cx.now));
+        let (form_cookie, new) = match existing {
+            Some(c) => (c.to_string(), false),
+            None => (csrf::cookie_value(cx.now, &nonce()), true),
+        };
+        let login = &self.config.login;
+        let action = format!("{}/login", self.config.server.prefix);
+        let html = page::login(&page::LoginForm {
+            app_name: &login.app_name,
+            action: &action,
+            csrf: &csrf::token(&s.keys, &form_cookie),
+            rd: &rd,
+            username,
+            error,
+            hint: login.hint.as_deref(),
+        });
+        let status = if error.is_some() {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::OK
+        };
+        let mut res = html_response(status, html);
+        if let (true, Ok(v)) = (new, cookie::set_cookie(&s.csrf_cookie, &form_cookie)) {
+            res.headers_mut().append(header::SET_COOKIE, v);
+        }
+        res
+    }
+
+    async fn login(&self, req: Request<Incoming>, cx: &Context<'_>) -> Response<Body> {
+        if let Err(wait) = self.limits.check_ip(cx.ip) {
+            return self.too_many(wait, cx.html);
+        }
+        let (parts, body) = req.into_parts();
+        let form = match read_form(body).await {
+            Ok(f) => f,
+            Err(status) => return respond::error(status, "bad_form", "The form could not be read.", cx.html),
+        };
+        let field = |name: &str| form.get(name).map(String::as_str).unwrap_or("");
+        let rd = safe_rd(field("rd"));
+        let username = field("username").to_string();
+        let s = &self.config.session;
+        let form_cookie = cookie::find(&parts.headers, s.csrf_cookie.name()).unwrap_or("");
+        if !csrf::verify(&s.keys, form_cookie, field("csrf"), cx.now) {
+            self.metrics.login(LoginResult::BadForm);
+            let msg = "The sign-in form expired. Please try again.";
+            let mut res = self.login_page(&HeaderMap::new(), rd, Some(msg), &username, cx);
+            *res.status_mut() = StatusCode::FORBIDDEN;
+            return res;
+        }
+        if let Err(wait) = self.limits.check_user(&users::canonical(&username)) {
+            return self.too_many(wait, cx.html);
+        }
+        match self.check_password(&username, field("password")).await {
+            Some(payload) => self.signed_in(payload, &username, &rd, cx.now),
+            None => {
+                self.metrics.login(LoginResult::Failure);
+                info!(user = %username, "sign-in failed");
+                self.login_page(&parts.headers, rd, Some(FAILED), &username, cx)
+            }
+        }
+    }
+
+    /// Verify on a blocking thread; the new session payload on success.
+    async fn check_password(&self, username: &str, password: &str) -> Option<Map<String, Value>> {
+        let config = Arc::clone(&self.config);
+        let (username, password) = (username.to_string(), password.to_string());
+        let user = tokio::task::spawn_blocking(move || {
+            config
+                .login
+                .users
+                .verify(&username, &password)
+                .map(|u| (u.name.clone(), u.email.clone(), u.groups.clone()))
+        })
+        .await
+        .ok()
+        .flatten()?;
+        let (name, email, groups) = user;
+        let mut payload = Map::new();
+        payload.insert("user".into(), Value::from(name));
+        if let Some(email) = email {
+            payload.insert("email".into(), Value::from(email));
+        }
+        payload.insert("groups".into(), Value::from(groups));
+        Some(payload)
+    }
+
+    /// A fresh session (never the old one: no fixation) and a 303 to `rd`.
+    fn signed_in(&self, mut payload: Map<String, Value>, username: &str, rd: &str, now: u64) -> Response<Body> {
+        payload.insert(AUTH_TIME_FIELD.into(), Value::from(now));
+        self.metrics.login(LoginResult::Success);
+        info!(user = %username, "signed in");
+        let mut res = redirect(StatusCode::SEE_OTHER, rd);
+        let s = &self.config.session;
+        crate::service::set_session(res.headers_mut(), &payload, s, now, &self.metrics);
+        res.headers_mut()
+            .append(header::SET_COOKIE, cookie::clear_cookie(&s.csrf_cookie));
+        res
+    }
+
+    fn too_many(&self, wait: std::time::Duration, html: bool) -> Response<Body> {
+        self.metrics.login(LoginResult::RateLimited);
+        let secs = limit::retry_after_secs(wait);
+        warn!(retry_after = secs, "sign-in rate limit reached");
+        let msg = "Too many sign-in attempts. Please wait a little and try again.";
+        let mut res = respond::error(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", msg, html);
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        res
+    }
+
+    fn logout_page(&self, rd: String, cx: &Context<'_>) -> Response<Body> {
+        let action = format!("{}/logout", self.config.server.prefix);
+        let user = cx.session.and_then(|s| s.get("user")).and_then(Value::as_str);
+        html_response(
+            StatusCode::OK,
+            page::logout(&self.config.login.app_name, &action, &rd, user),
+        )
+    }
+
+    async fn logout(&self, req: Request<Incoming>) -> Response<Body> {
+        let rd = match read_form(req.into_body()).await {
+            Ok(form) => safe_rd(form.get("rd").map(String::as_str).unwrap_or("/")),
+            Err(_) => "/".to_string(),
+        };
+        let mut res = redirect(StatusCode::SEE_OTHER, &rd);
+        res.headers_mut()
+            .append(header::SET_COOKIE, cookie::clear_cookie(&self.config.session.cookie));
+        res
+    }
+
+    /// The signed-in user's session fields and expiry; 401 when signed out.
+    fn session_doc(&self, cx: &Context<'_>) -> Response<Body> {
+        let Some(session) = cx.session.filter(|s| crate::service::identity(s).is_some()) else {
+            return unauthenticated(&self.config.server.prefix);
+        };
+        let s = &self.config.session;
+        let mut doc = session.clone();
+        doc.insert("issued_at".into(), Value::from(cx.issued_at));
+        doc.insert(
+            "expires_at".into(),
+            Value::from(cx.issued_at.saturating_add(s.max_age.as_secs())),
+        );
+        if let (Some(life), Some(auth)) = (s.max_lifetime, session.get(AUTH_TIME_FIELD).and_then(Value::as_u64)) {
+            doc.insert(
+                "lifetime_ends_at".into(),
+                Value::from(auth.saturating_add(life.as_secs())),
+            );
+        }
+        json_response(StatusCode::OK, &Value::Object(doc))
+    }
+}
+
+/// 401 with the JSON body SPEC §3.4 names.
+pub fn unauthenticated(prefix: &str) -> Response<Body> {
+    let mut res = json_response(
+        StatusCode::UNAUTHORIZED,
+        &json!({"error": "unauthenticated", "login": format!("{prefix}/login")}),
+    );
+    res.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Cookie"));
+    res
+}
+
+/// The validated `rd`, or `/`.
+pub fn safe_rd(rd: &str) -> String {
+    crate::redirect::same_origin_path(rd).map_or_else(|| "/".to_string(), |p| p.to_string())
+}
+
+fn rd_param(query: Option<&str>) -> String {
+    let rd = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "rd")
+        .map(|(_, v)| v.into_owned());
+    safe_rd(rd.as_deref().unwrap_or("/"))
+}
+
+async fn read_form(body: Incoming) -> Result<HashMap<String, String>, StatusCode> {
+    let bytes: Bytes = match Limited::new(body, FORM_LIMIT).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(StatusCode::PAYLOAD_TOO_LARGE),
+        Err(_) => return Err(StatusCode::BAD_REQUEST),
+    };
+    Ok(form_urlencoded::parse(&bytes).into_owned().collect())
+}
+
+fn nonce() -> String {
+    // A key is 32 random bytes; a failure of the OS RNG leaves a token that
+    // still verifies only under our key.
+    crate::session::key::generate().unwrap_or_default()
+}
+
+/// A redirect to a validated same-origin target.
+pub fn redirect(status: StatusCode, location: &str) -> Response<Body> {
+    let mut res = Response::new(body::empty());
+    *res.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+fn html_response(status: StatusCode, html: String) -> Response<Body> {
+    let mut res = Response::new(body::full(html));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    res
+}
+
+fn json_response(status: StatusCode, doc: &Value) -> Response<Body> {
+    let mut res = Response::new(body::full(doc.to_string()));
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}

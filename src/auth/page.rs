@@ -1,0 +1,97 @@
+//! The HTML of usher's own pages: sign-in form and sign-out confirmation.
+//! Server-rendered, no JavaScript, every dynamic value escaped.
+
+use crate::respond::{escape, page};
+
+/// What the sign-in form shows.
+pub struct LoginForm<'a> {
+    /// Product name in the heading (`[login] app_name`).
+    pub app_name: &'a str,
+    /// Where the form posts (`<prefix>/login`).
+    pub action: &'a str,
+    /// Hidden CSRF token.
+    pub csrf: &'a str,
+    /// Hidden post-login target (already validated or `/`).
+    pub rd: &'a str,
+    /// Name to pre-fill after a failure.
+    pub username: &'a str,
+    /// A generic error line, if any.
+    pub error: Option<&'a str>,
+    /// A hint line under the form (e.g. the demo's credentials).
+    pub hint: Option<&'a str>,
+}
+
+/// The sign-in page.
+pub fn login(form: &LoginForm<'_>) -> String {
+    let error = form
+        .error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
+        .unwrap_or_default();
+    let hint = form
+        .hint
+        .map(|h| format!("<p class=\"muted\">{}</p>", escape(h)))
+        .unwrap_or_default();
+    let body = format!(
+        "<h1>Sign in to {app}</h1>{error}\
+         <form method=\"post\" action=\"{action}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <input type=\"hidden\" name=\"rd\" value=\"{rd}\">\
+         <label for=\"username\">Username</label>\
+         <input type=\"text\" id=\"username\" name=\"username\" value=\"{user}\" autocomplete=\"username\" \
+         autocapitalize=\"none\" spellcheck=\"false\" required autofocus>\
+         <label for=\"password\">Password</label>\
+         <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
+         <button type=\"submit\">Sign in</button></form>{hint}",
+        app = escape(form.app_name),
+        action = escape(form.action),
+        csrf = escape(form.csrf),
+        rd = escape(form.rd),
+        user = escape(form.username),
+    );
+    page(&format!("Sign in · {}", form.app_name), &body)
+}
+
+/// The sign-out confirmation (GET never signs out: a link or image could).
+pub fn logout(app_name: &str, action: &str, rd: &str, user: Option<&str>) -> String {
+    let who = user
+        .map(|u| format!("<p>Signed in as <strong>{}</strong>.</p>", escape(u)))
+        .unwrap_or_default();
+    let body = format!(
+        "<h1>Sign out of {app}?</h1>{who}<form method=\"post\" action=\"{action}\">\
+         <input type=\"hidden\" name=\"rd\" value=\"{rd}\"><button type=\"submit\">Sign out</button></form>",
+        app = escape(app_name),
+        action = escape(action),
+        rd = escape(rd),
+    );
+    page(&format!("Sign out · {app_name}"), &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_page_escapes_everything() {
+        let html = login(&LoginForm {
+            app_name: "<App>",
+            action: "/.usher/login",
+            csrf: "t\"ok",
+            rd: "/x?a=1&b=\"2\"",
+            username: "<script>",
+            error: Some("Invalid username or password."),
+            hint: None,
+        });
+        assert!(html.contains("Sign in to &lt;App&gt;"));
+        assert!(html.contains("value=\"&lt;script&gt;\""));
+        assert!(html.contains("value=\"/x?a=1&amp;b=&quot;2&quot;\""));
+        assert!(!html.contains("<script>"));
+        assert!(!html.contains("<script"), "no scripts at all");
+        assert!(html.contains("name=\"viewport\""));
+    }
+
+    #[test]
+    fn logout_page_posts() {
+        let html = logout("usher", "/.usher/logout", "/", Some("alice"));
+        assert!(html.contains("method=\"post\"") && html.contains("alice"));
+    }
+}

@@ -1,0 +1,100 @@
+//! `usher demo`: the proxy in front of a built-in app, with no config file.
+//!
+//! The app (`demo::app`) is an ordinary upstream on an ephemeral loopback
+//! port that knows nothing of cookies: it reads the identity, cart and
+//! preference headers usher injects and writes the session back with the
+//! `Usher-Session` merge-patch header. The session key is random per run.
+
+pub mod app;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, Environment};
+
+/// The demo account, printed at start and shown under the sign-in form.
+pub const DEMO_USER: (&str, &str) = ("demo", "demo");
+
+/// The demo's configuration: everything else is the documented default.
+fn config_text(upstream: SocketAddr, password_hash: &str) -> String {
+    format!(
+        r#"[upstream]
+url = "http://{upstream}"
+
+[login]
+app_name = "the usher demo"
+hint = "Demo account: {user} / {password}"
+
+[[users]]
+name = "{user}"
+password_hash = "{password_hash}"
+email = "demo@example.com"
+groups = ["demo"]
+
+# Every page is open; /.usher/login shows the built-in sign-in.
+[access]
+default = "anyone"
+
+[session]
+# The demo is served over plain HTTP on loopback.
+secure = false
+
+[session.forward]
+"X-Forwarded-User" = "user"
+"X-Forwarded-Email" = "email"
+"X-Forwarded-Groups" = "groups"
+"X-Usher-Cart" = "cart"
+"X-Usher-Prefs" = "prefs"
+
+[session.upstream]
+header = "Usher-Session"
+writable = ["user", "email", "groups", "cart", "prefs"]
+"#,
+        user = DEMO_USER.0,
+        password = DEMO_USER.1,
+    )
+}
+
+/// Build the demo configuration for an app listening on `upstream`, signing
+/// with `key`.
+pub fn config(upstream: SocketAddr, key: String) -> anyhow::Result<Config> {
+    let env = Environment {
+        secret_keys: Some(key),
+        ..Environment::none()
+    };
+    let hash = crate::auth::users::hash_password(DEMO_USER.1).map_err(|e| anyhow::anyhow!(e))?;
+    Config::from_toml_str_with(&config_text(upstream, &hash), &env).context("demo configuration")
+}
+
+/// Start the demo app on an ephemeral loopback port, then serve the proxy on
+/// `listener` until `shutdown` completes.
+pub async fn run(listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let app_listener = TcpListener::bind("127.0.0.1:0").await.context("binding the demo app")?;
+    let app_addr = app_listener.local_addr().context("demo app address")?;
+    let key = crate::session::key::generate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = config(app_addr, key)?;
+    let (stop_app, app_stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = tokio::spawn(app::serve(app_listener, async move {
+        let _ = app_stopped.await;
+    }));
+    let served = crate::run(config, listener, shutdown).await;
+    let _ = stop_app.send(());
+    let _ = app.await;
+    served
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_config_is_valid_and_warns_only_about_plain_http() {
+        let c = config("127.0.0.1:9".parse().expect("addr"), "d".repeat(43)).expect("valid");
+        assert_eq!(c.session.forward.len(), 5);
+        assert!(c.session.writes.is_some());
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    }
+}
