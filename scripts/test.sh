@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 # System packages the integration tests drive as real peers; a missing peer
 # is a failure, not a skip.
 #   apache2-utils  htpasswd, to make bcrypt fixtures the way operators do
+#   chromium       a real browser signing in through the sign-in page
 need_apt=()
-for pkg in apache2-utils; do
+for pkg in apache2-utils chromium; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then

@@ -2,6 +2,7 @@
 
 mod support; // spawn_proxy, spawn_echo_upstream and friends
 
+mod browser; // headless Chromium signs in through the page (screenshots kept)
 mod bypass; // hostile spellings of protected paths: refused or decided as forwarded
 mod cli; // the binary: exit codes, config error reporting
 mod demo; // `usher demo` end to end: sign-in, cart, preferences, login page
