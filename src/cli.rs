@@ -46,6 +46,13 @@ pub enum SessionCommand {
         /// The cookie value, or `name=value` as copied from a browser.
         cookie: String,
     },
+    /// Sign a session (a JSON object) with the configured signing key and print the cookie value.
+    Encode {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The session fields as a JSON object, e.g. '{"user":"alice"}'.
+        json: String,
+    },
 }
 
 /// `-c FILE`, shared by the commands that read a config.

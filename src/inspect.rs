@@ -7,6 +7,19 @@ use crate::config::{self, format_duration};
 use crate::session::codec::DEFAULT_MAX_VALUE_LEN;
 use crate::session::{self, Limits, Rejected};
 
+/// Seal `json` (a JSON object) as a session issued at `now`, adding
+/// `auth_time` when absent; the cookie value, or why the input is refused.
+pub fn encode(cfg: &config::Session, json: &str, now: u64) -> Result<String, String> {
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))?;
+    let serde_json::Value::Object(mut payload) = value else {
+        return Err("the session must be a JSON object".into());
+    };
+    payload
+        .entry(crate::session::codec::AUTH_TIME_FIELD)
+        .or_insert(now.into());
+    Ok(session::seal(cfg.cookie.name(), &payload, now, cfg.keys.signing()))
+}
+
 /// What `decode` found.
 #[derive(Debug)]
 pub enum Decoded {
@@ -85,5 +98,9 @@ mod tests {
             decode(&c.session, "garbage", 1000),
             Decoded::Rejected(Rejected::Malformed)
         ));
+        let sealed = encode(&c.session, r#"{"user":"bob"}"#, 5000).expect("encode");
+        assert!(matches!(decode(&c.session, &sealed, 5001), Decoded::Valid(t) if t.contains("\"bob\"")));
+        assert!(encode(&c.session, "[1]", 5000).is_err());
+        assert!(encode(&c.session, "{", 5000).is_err());
     }
 }

@@ -40,6 +40,9 @@ fn main() -> ExitCode {
         Command::Session(SessionCommand::Decode { config, cookie }) => {
             decode(&config.resolve(std::env::var_os(CONFIG_ENV)), &cookie)
         }
+        Command::Session(SessionCommand::Encode { config, json }) => {
+            encode(&config.resolve(std::env::var_os(CONFIG_ENV)), &json)
+        }
     }
 }
 
@@ -97,15 +100,35 @@ fn gen_secret() -> ExitCode {
     }
 }
 
+fn encode(path: &Path, json: &str) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    match inspect::encode(&config.session, json, unix_now()) {
+        Ok(value) => {
+            println!("{value}");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            eprintln!("usher: {why}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 fn decode(path: &Path, cookie: &str) -> ExitCode {
     let config = match load(path) {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    match inspect::decode(&config.session, cookie, now) {
+    match inspect::decode(&config.session, cookie, unix_now()) {
         Decoded::Valid(report) => {
             print!("{report}");
             ExitCode::SUCCESS

@@ -10,6 +10,7 @@
 //! with the callers in `service` and `auth`, not here.
 
 pub mod codec;
+pub mod compat;
 pub mod cookie;
 pub mod key;
 pub mod patch;
