@@ -27,6 +27,7 @@ use tracing::{info, warn};
 use crate::body::{self, Body};
 use crate::config::Config;
 use crate::metrics::{LoginResult, Metrics};
+use crate::redirect::AllowedHosts;
 use crate::respond;
 use crate::session::codec::AUTH_TIME_FIELD;
 use crate::session::cookie;
@@ -68,6 +69,11 @@ impl Auth {
         }
     }
 
+    /// `rd` checked against this configuration's allowed hosts.
+    fn rd(&self, rd: &str) -> String {
+        safe_rd(rd, &self.config.forward_auth.allowed_hosts)
+    }
+
     /// Forget idle brute-force buckets (called periodically).
     pub fn forget_idle(&self) {
         self.limits.forget_idle();
@@ -77,10 +83,10 @@ impl Auth {
     pub async fn handle(&self, req: Request<Incoming>, endpoint: &str, cx: Context<'_>) -> Response<Body> {
         match (endpoint, req.method()) {
             ("/login", &Method::GET | &Method::HEAD) => {
-                self.login_page(req.headers(), rd_param(req.uri().query()), None, "", &cx)
+                self.login_page(req.headers(), self.rd(&rd_param(req.uri().query())), None, "", &cx)
             }
             ("/login", &Method::POST) => self.login(req, &cx).await,
-            ("/logout", &Method::GET | &Method::HEAD) => self.logout_page(rd_param(req.uri().query()), &cx),
+            ("/logout", &Method::GET | &Method::HEAD) => self.logout_page(self.rd(&rd_param(req.uri().query())), &cx),
             ("/logout", &Method::POST) => self.logout(req).await,
             ("/session", &Method::GET | &Method::HEAD) => self.session_doc(&cx),
             ("/login" | "/logout" | "/session", _) => {
@@ -148,7 +154,7 @@ impl Auth {
             Err(status) => return respond::error(status, "bad_form", "The form could not be read.", cx.html),
         };
         let field = |name: &str| form.get(name).map(String::as_str).unwrap_or("");
-        let rd = safe_rd(field("rd"));
+        let rd = self.rd(field("rd"));
         let username = field("username").to_string();
         let s = &self.config.session;
         let form_cookie = cookie::find(&parts.headers, s.csrf_cookie.name()).unwrap_or("");
@@ -230,7 +236,7 @@ impl Auth {
 
     async fn logout(&self, req: Request<Incoming>) -> Response<Body> {
         let rd = match read_form(req.into_body()).await {
-            Ok(form) => safe_rd(form.get("rd").map(String::as_str).unwrap_or("/")),
+            Ok(form) => self.rd(form.get("rd").map(String::as_str).unwrap_or("/")),
             Err(_) => "/".to_string(),
         };
         let mut res = redirect(StatusCode::SEE_OTHER, &rd);
@@ -272,16 +278,18 @@ pub fn unauthenticated(prefix: &str) -> Response<Body> {
     res
 }
 
-/// The validated `rd`, or `/`.
-pub fn safe_rd(rd: &str) -> String {
-    crate::redirect::same_origin_path(rd).map_or_else(|| "/".to_string(), |p| p.to_string())
+/// The validated `rd`: a same-origin path, or an absolute URL on an
+/// allowed host; anything else is `/`.
+pub fn safe_rd(rd: &str, allowed: &AllowedHosts) -> String {
+    let ok = crate::redirect::same_origin_path(rd).or_else(|| allowed.check(rd));
+    ok.map_or_else(|| "/".to_string(), str::to_string)
 }
 
 fn rd_param(query: Option<&str>) -> String {
     let rd = form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .find(|(k, _)| k == "rd")
         .map(|(_, v)| v.into_owned());
-    safe_rd(rd.as_deref().unwrap_or("/"))
+    rd.unwrap_or_else(|| "/".to_string())
 }
 
 async fn read_form(body: Incoming) -> Result<HashMap<String, String>, StatusCode> {

@@ -20,6 +20,7 @@ use ipnet::IpNet;
 
 use crate::access::Policy;
 use crate::auth::users::Users;
+use crate::redirect::AllowedHosts;
 use crate::session::{CookieAttrs, Keys};
 
 pub use duration::{format_duration, parse_duration};
@@ -38,6 +39,8 @@ pub struct Config {
     pub login: Login,
     /// `[access]`: who may reach which path.
     pub access: Policy,
+    /// `[forward_auth]`: the auth-request endpoint and cross-host sign-in.
+    pub forward_auth: ForwardAuth,
     /// Settings that work but weaken security; logged at startup and
     /// printed by `usher check`.
     pub warnings: Vec<String>,
@@ -62,6 +65,16 @@ pub struct Session {
     pub cross_site_guard: bool,
     /// The sign-in form's CSRF cookie (`<cookie_name>_csrf`, SameSite=Strict).
     pub csrf_cookie: CookieAttrs,
+}
+
+/// `[forward_auth]`
+#[derive(Debug, Clone, Default)]
+pub struct ForwardAuth {
+    /// Hosts an absolute `rd` may name (single sign-on across subdomains).
+    pub allowed_hosts: AllowedHosts,
+    /// Where `/.usher/auth?redirect=1` sends browsers to sign in; default
+    /// `<prefix>/login` on the same host.
+    pub login_url: Option<String>,
 }
 
 /// `[login]` with the users it checks.

@@ -15,6 +15,9 @@ pub enum RequestError {
     /// The request target is malformed or ambiguous.
     #[error("bad request target ({0})")]
     BadTarget(BadTarget),
+    /// A forward-auth check did not describe a request usher can read.
+    #[error("forward-auth check without a readable X-Forwarded-Uri / X-Original-URL")]
+    BadForwardedRequest,
     /// No TCP connection to the upstream could be made.
     #[error("upstream refused or unreachable")]
     UpstreamConnect,
@@ -49,6 +52,11 @@ impl RequestError {
                 "bad_request",
                 "The request path is malformed or ambiguous.",
             ),
+            RequestError::BadForwardedRequest => (
+                StatusCode::BAD_REQUEST,
+                "bad_forwarded_request",
+                "The forward-auth check did not describe a readable request.",
+            ),
             RequestError::UpstreamConnect => (
                 StatusCode::BAD_GATEWAY,
                 "bad_gateway",
@@ -75,7 +83,7 @@ impl RequestError {
     /// Whose fault it was.
     pub fn fault(&self) -> Fault {
         match self {
-            RequestError::BadTarget(_) => Fault::Client,
+            RequestError::BadTarget(_) | RequestError::BadForwardedRequest => Fault::Client,
             RequestError::UpstreamConnect | RequestError::UpstreamTimeout | RequestError::UpstreamProtocol => {
                 Fault::Upstream
             }
@@ -92,6 +100,7 @@ mod tests {
     fn status_classes_follow_fault() {
         let all = [
             RequestError::BadTarget(BadTarget::Nul),
+            RequestError::BadForwardedRequest,
             RequestError::UpstreamConnect,
             RequestError::UpstreamTimeout,
             RequestError::UpstreamProtocol,

@@ -64,6 +64,16 @@ impl HeaderPlan {
         }
     }
 
+    /// Set every configured header: the session's value, or empty when the
+    /// field (or the session) is absent. For forward-auth answers, so that a
+    /// front proxy copying them always overwrites any client copy.
+    pub fn fill_all(&self, headers: &mut HeaderMap, session: Option<&Map<String, Value>>) {
+        for (name, field) in &self.forward {
+            let value = session.and_then(|s| s.get(field)).and_then(header_value);
+            headers.insert(name.clone(), value.unwrap_or_else(|| HeaderValue::from_static("")));
+        }
+    }
+
     /// The configured header names, in order.
     pub fn names(&self) -> impl Iterator<Item = &HeaderName> {
         self.forward.iter().map(|(n, _)| n)

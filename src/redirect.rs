@@ -50,7 +50,11 @@
 //! here is always `/`. A fragment is kept. It never leaves the browser, it
 //! cannot change the origin, and it passes the same checks.
 
+mod absolute;
+
 use std::borrow::Cow;
+
+pub use absolute::AllowedHosts;
 
 use percent_encoding::percent_decode;
 

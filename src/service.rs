@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use http::header::{self, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
-use http::{Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use tracing::{Level, debug, event};
 
@@ -31,6 +31,7 @@ use crate::{guard, respond, target};
 
 mod carrier;
 mod decide;
+mod forward;
 
 pub use carrier::set as set_session;
 pub use decide::identity;
@@ -131,7 +132,12 @@ impl Service {
         let cross_site = session.cross_site_guard
             && guard::is_unsafe(req.method())
             && guard::is_cross_site(req.headers(), host.as_ref().and_then(|h| h.to_str().ok()));
+        let trusted = self.config.server.trusted_proxies.contains(conn.remote.ip());
         if let Some(endpoint) = self.endpoint(path_and_query.path()) {
+            if endpoint == "/auth" && matches!(*req.method(), Method::GET | Method::HEAD) {
+                // The guard here applies to the described request, not this GET.
+                return Ok(self.forward_auth(req.headers(), req.uri().query(), trusted, found, now));
+            }
             if cross_site {
                 return Ok(decide::cross_site(html));
             }
@@ -162,7 +168,7 @@ impl Service {
         let peer = Peer {
             ip: conn.remote.ip(),
             proto: conn.proto,
-            trusted: self.config.server.trusted_proxies.contains(conn.remote.ip()),
+            trusted,
         };
         // 5. inject: usher's own forwarding headers and the session fields.
         hop::set_forwarded(req.headers_mut(), peer, host.clone());

@@ -25,6 +25,17 @@ pub struct RawConfig {
     pub users: Vec<RawUser>,
     #[serde(default)]
     pub access: RawAccess,
+    #[serde(default)]
+    pub forward_auth: RawForwardAuth,
+}
+
+/// `[forward_auth]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawForwardAuth {
+    pub allowed_hosts: Option<Vec<String>>,
+    pub allow_http: Option<bool>,
+    pub login_url: Option<String>,
 }
 
 /// `[server]`

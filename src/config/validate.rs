@@ -13,8 +13,10 @@ use http::Uri;
 use http::uri::Scheme;
 use ipnet::IpNet;
 
-use super::raw::{RawConfig, RawServer, RawUpstream};
+use super::ForwardAuth;
+use super::raw::{RawConfig, RawForwardAuth, RawServer, RawUpstream};
 use super::{Config, Environment, Server, TrustedProxies, Upstream, parse_duration};
+use crate::redirect::AllowedHosts;
 
 mod access;
 mod login;
@@ -68,17 +70,20 @@ pub fn from_toml_str(text: &str, env: &Environment<'_>) -> Result<Config, Config
     let session = session::session(&raw.session, env, &mut problems, &mut warnings);
     let login = login::login(&raw.login, &raw.users, env, &mut problems);
     let access = access::access(&raw.access, &mut problems);
-    match (server, upstream, session, login, access) {
-        (Some(server), Some(upstream), Some(session), Some(login), Some(access)) if problems.0.is_empty() => {
-            Ok(Config {
-                server,
-                upstream,
-                session,
-                login,
-                access,
-                warnings,
-            })
-        }
+    let forward_auth = forward_auth(&raw.forward_auth, &mut problems);
+    let config = (|| {
+        Some(Config {
+            server: server?,
+            upstream: upstream?,
+            session: session?,
+            login: login?,
+            access: access?,
+            forward_auth: forward_auth?,
+            warnings,
+        })
+    })();
+    match config {
+        Some(config) if problems.0.is_empty() => Ok(config),
         _ => Err(ConfigError::Invalid(problems.0)),
     }
 }
@@ -213,6 +218,31 @@ fn cidr(text: &str) -> Option<IpNet> {
         return Some(net);
     }
     text.parse::<IpAddr>().ok().map(IpNet::from)
+}
+
+fn forward_auth(raw: &RawForwardAuth, p: &mut Problems) -> Option<ForwardAuth> {
+    let list = raw.allowed_hosts.as_deref().unwrap_or(&[]);
+    let allowed = AllowedHosts::new(list, raw.allow_http.unwrap_or(false))
+        .map_err(|e| p.push("forward_auth.allowed_hosts", e))
+        .ok();
+    let login_url = match raw.login_url.as_deref() {
+        None => None,
+        Some(url) => match url.parse::<Uri>() {
+            Ok(u) if u.scheme().is_some() && u.authority().is_some() && !url.contains('@') => Some(url.to_string()),
+            Ok(u) if u.scheme().is_none() && url.starts_with('/') && !url.starts_with("//") => Some(url.to_string()),
+            _ => {
+                p.push(
+                    "forward_auth.login_url",
+                    format!("expected an absolute URL or a path such as \"https://auth.example.com/.usher/login\", got {url:?}"),
+                );
+                return None;
+            }
+        },
+    };
+    Some(ForwardAuth {
+        allowed_hosts: allowed?,
+        login_url,
+    })
 }
 
 fn endpoint_prefix(text: &str) -> Result<String, String> {

@@ -6,6 +6,7 @@ mod browser; // headless Chromium signs in through the page (screenshots kept)
 mod bypass; // hostile spellings of protected paths: refused or decided as forwarded
 mod cli; // the binary: exit codes, config error reporting
 mod demo; // `usher demo` end to end: sign-in, cart, preferences, login page
+mod forward_auth; // /.usher/auth decisions in-process, absolute rd allow-list
 mod forwarding; // what the upstream sees: methods, bodies, hosts, X-Forwarded-*
 mod login; // sign-in journeys, brute-force limits, htpasswd, cross-site guard
 mod session; // cookie-jar journeys: backend writes, carts, sign-out, bad cookies

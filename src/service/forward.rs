@@ -1,0 +1,162 @@
+//! `GET <prefix>/auth`: the forward-auth check for nginx `auth_request`,
+//! Traefik `ForwardAuth` and Caddy `forward_auth` (SPEC §4).
+//!
+//! The front proxy describes the original request in `X-Forwarded-Method`,
+//! `-Proto`, `-Host` and `-Uri` (or nginx's `X-Original-URL`), believed
+//! only from `server.trusted_proxies`; from anyone else the check fails
+//! closed. The described URI is normalised exactly like a proxied request,
+//! then the same session, cross-site guard and access rules decide. Allowed:
+//! 200 with every `[session.forward]` header (empty when the field is
+//! absent). Otherwise 401, or with `?redirect=1` a 302 to sign in; 403 when
+//! signed in but not allowed; 400 for a target that cannot be parsed. Never
+//! 2xx on a problem.
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::uri::{PathAndQuery, Uri};
+use http::{Method, Response, StatusCode};
+use tracing::warn;
+
+use super::carrier::Found;
+use super::{Service, decide, normalised_target};
+use crate::access::Decision;
+use crate::body::{self, Body};
+use crate::error::RequestError;
+use crate::{auth, guard, respond};
+
+/// The original request, as the front proxy describes it.
+struct Described {
+    method: Method,
+    target: PathAndQuery,
+    /// `proto://host` when both are known, for an absolute `rd`.
+    origin: Option<String>,
+    host: Option<String>,
+}
+
+impl Service {
+    /// Answer a forward-auth check. `trusted`: the peer is a trusted proxy.
+    pub(super) fn forward_auth(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        trusted: bool,
+        found: Found,
+        now: u64,
+    ) -> Response<Body> {
+        if !trusted {
+            warn!("forward-auth check from a peer not in server.trusted_proxies; refused");
+            return respond::error(
+                StatusCode::FORBIDDEN,
+                "untrusted_forwarder",
+                "Forward-auth checks are answered only for trusted proxies.",
+                false,
+            );
+        }
+        let described = match describe(headers) {
+            Ok(d) => d,
+            Err(e) => {
+                let (status, code, message) = e.describe();
+                return respond::error(status, code, message, false);
+            }
+        };
+        let redirect = query.is_some_and(|q| q.split('&').any(|p| p == "redirect=1" || p == "redirect=true"));
+        let mut res = self.forward_decision(headers, &described, &found, redirect);
+        if res.status() == StatusCode::OK {
+            self.plan.fill_all(res.headers_mut(), found.session.as_ref());
+        }
+        super::carrier::write_back(
+            res.headers_mut(),
+            false,
+            found,
+            &self.config.session,
+            now,
+            &self.metrics,
+        );
+        res
+    }
+
+    fn forward_decision(&self, headers: &HeaderMap, d: &Described, found: &Found, redirect: bool) -> Response<Body> {
+        let cross_site = self.config.session.cross_site_guard
+            && found.present()
+            && guard::is_unsafe(&d.method)
+            && guard::is_cross_site(headers, d.host.as_deref());
+        if cross_site {
+            return decide::cross_site(false);
+        }
+        let who = found.session.as_ref().and_then(decide::identity);
+        match self.config.access.decide(&d.method, d.target.path(), who.as_ref()) {
+            Decision::Allow => {
+                let mut res = Response::new(body::empty());
+                res.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                res
+            }
+            Decision::NeedLogin if redirect => self.login_redirect(d),
+            Decision::NeedLogin => auth::unauthenticated(&self.config.server.prefix),
+            Decision::Forbidden => respond::error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "You do not have access to this page.",
+                false,
+            ),
+        }
+    }
+
+    /// 302 to the sign-in page, coming back to the original URL.
+    fn login_redirect(&self, d: &Described) -> Response<Body> {
+        let back = match &d.origin {
+            Some(origin) => format!("{origin}{}", d.target),
+            None => d.target.to_string(),
+        };
+        let rd: String = form_urlencoded::byte_serialize(back.as_bytes()).collect();
+        let login = match &self.config.forward_auth.login_url {
+            Some(url) => url.clone(),
+            None => format!("{}/login", self.config.server.prefix),
+        };
+        let sep = if login.contains('?') { '&' } else { '?' };
+        auth::redirect(StatusCode::FOUND, &format!("{login}{sep}rd={rd}"))
+    }
+}
+
+/// Read the described request from the front proxy's headers.
+fn describe(headers: &HeaderMap) -> Result<Described, RequestError> {
+    // Two values of one of these headers is ambiguous: refuse rather than pick.
+    let names = [
+        "x-forwarded-method",
+        "x-forwarded-uri",
+        "x-original-uri",
+        "x-original-url",
+        "x-forwarded-host",
+    ];
+    if names.iter().any(|n| headers.get_all(*n).iter().count() > 1) {
+        return Err(RequestError::BadForwardedRequest);
+    }
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let method = match text("x-forwarded-method") {
+        None => Method::GET,
+        Some(m) => Method::from_bytes(m.as_bytes()).map_err(|_| RequestError::BadForwardedRequest)?,
+    };
+    let (uri, url_host, url_proto): (Uri, Option<String>, Option<String>) =
+        if let Some(u) = text("x-forwarded-uri").or_else(|| text("x-original-uri")) {
+            (u.parse().map_err(|_| RequestError::BadForwardedRequest)?, None, None)
+        } else if let Some(url) = text("x-original-url") {
+            let uri: Uri = url.parse().map_err(|_| RequestError::BadForwardedRequest)?;
+            let host = uri.authority().map(|a| a.to_string());
+            let proto = uri.scheme_str().map(str::to_string);
+            (uri, host, proto)
+        } else {
+            return Err(RequestError::BadForwardedRequest);
+        };
+    let target = normalised_target(&uri)?;
+    let host = text("x-forwarded-host").map(str::to_string).or(url_host);
+    let proto = text("x-forwarded-proto").map(str::to_string).or(url_proto);
+    let origin = match (&proto, &host) {
+        (Some(p), Some(h)) if matches!(p.as_str(), "http" | "https") => Some(format!("{p}://{h}")),
+        _ => None,
+    };
+    Ok(Described {
+        method,
+        target,
+        origin,
+        host,
+    })
+}

@@ -1,0 +1,158 @@
+//! `/.usher/auth` answered in-process, as a front proxy would ask it: the
+//! described request is normalised and decided like a proxied one, the
+//! answer is never 2xx on a problem, and absolute `rd` URLs are limited to
+//! `[forward_auth] allowed_hosts`. (The real nginx, Caddy and Traefik runs
+//! live in `front_proxies`.)
+
+use reqwest::header::LOCATION;
+
+use crate::login::{jar, sign_in_at};
+use crate::support::{Proxy, Upstream, session_toml, spawn_echo_upstream, spawn_proxy};
+
+async fn proxy(extra: &str) -> (Proxy, Upstream) {
+    let up = spawn_echo_upstream().await;
+    let hash = usher::auth::users::hash_password("pw").expect("hash");
+    let text = format!(
+        "[server]\ntrusted_proxies = [\"127.0.0.1\"]\n{}\n\
+         [[users]]\nname = \"alice\"\npassword_hash = \"{hash}\"\ngroups = [\"staff\"]\n\
+         [access]\ndefault = \"authenticated\"\n\
+         [[access.rules]]\npath = \"/public/**\"\nallow = \"anyone\"\n\
+         [[access.rules]]\npath = \"/admin/**\"\ngroups = [\"admin\"]\n\
+         [login]\nuser_attempts_per_minute = 100\n\
+         [forward_auth]\nallowed_hosts = [\".example.com\"]\n{extra}",
+        session_toml("")
+    );
+    (spawn_proxy(up.addr, &text).await, up)
+}
+
+fn check(c: &reqwest::Client, proxy: &Proxy, uri: &str) -> reqwest::RequestBuilder {
+    c.get(proxy.url("/.usher/auth"))
+        .header("x-forwarded-method", "GET")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "app.example.com")
+        .header("x-forwarded-uri", uri)
+}
+
+#[tokio::test]
+async fn decisions_follow_session_and_rules() {
+    let (proxy, _up) = proxy("").await;
+    let c = jar();
+    assert_eq!(check(&c, &proxy, "/public/x").send().await.expect("send").status(), 200);
+    let res = check(&c, &proxy, "/private?q=1").send().await.expect("send");
+    assert_eq!(res.status(), 401);
+    let res = c
+        .get(proxy.url("/.usher/auth?redirect=1"))
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "app.example.com")
+        .header("x-forwarded-uri", "/private?q=1")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 302);
+    assert_eq!(
+        res.headers()[LOCATION],
+        "/.usher/login?rd=https%3A%2F%2Fapp.example.com%2Fprivate%3Fq%3D1"
+    );
+
+    assert_eq!(sign_in_at(&c, &proxy.url(""), "alice", "pw", "/").await.status(), 303);
+    let res = check(&c, &proxy, "/private").send().await.expect("send");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-forwarded-user"], "alice");
+    assert_eq!(res.headers()["x-forwarded-groups"], "staff");
+    assert_eq!(
+        res.headers()["x-forwarded-email"],
+        "",
+        "absent fields are present and empty"
+    );
+    assert_eq!(check(&c, &proxy, "/admin/x").send().await.expect("send").status(), 403);
+    assert_eq!(
+        check(&c, &proxy, "/public/../admin/x")
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        403
+    );
+    assert_eq!(
+        check(&c, &proxy, "/%61dmin/x").send().await.expect("send").status(),
+        403
+    );
+    let res = c
+        .get(proxy.url("/.usher/auth"))
+        .header("x-original-url", "https://app.example.com/admin/y")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 403, "nginx's X-Original-URL is read too");
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn problems_are_never_2xx() {
+    let (proxy, _up) = proxy("").await;
+    let c = jar();
+    sign_in_at(&c, &proxy.url(""), "alice", "pw", "/").await;
+    for uri in ["/a%2fb", "/a%00", "/..;/admin", "*", "relative", "/a%zz"] {
+        let res = check(&c, &proxy, uri).send().await.expect("send");
+        assert_eq!(res.status(), 400, "{uri}");
+    }
+    let res = c.get(proxy.url("/.usher/auth")).send().await.expect("send");
+    assert_eq!(res.status(), 400, "no described request");
+    let res = check(&c, &proxy, "/x")
+        .header("x-forwarded-method", "POST")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 400, "two methods described");
+    let res = check(&c, &proxy, "/x")
+        .header("x-forwarded-uri", "/public/y")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 400, "two URIs described");
+    let res = c
+        .get(proxy.url("/.usher/auth"))
+        .header("x-forwarded-method", "BAD METHOD")
+        .header("x-forwarded-uri", "/x")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 400);
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn untrusted_peers_are_refused() {
+    let up = spawn_echo_upstream().await;
+    let proxy = spawn_proxy(up.addr, "[access]\ndefault = \"anyone\"\n").await;
+    let res = jar()
+        .get(proxy.url("/.usher/auth"))
+        .header("x-forwarded-uri", "/x")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 403, "fails closed when the front proxy is not trusted");
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn absolute_rd_only_for_allowed_hosts() {
+    let (proxy, _up) = proxy("").await;
+    for (rd, expected) in [
+        ("https://app.example.com/x?y=1", "https://app.example.com/x?y=1"),
+        ("https://deep.app.example.com/", "https://deep.app.example.com/"),
+        ("https://example.com/", "/"),
+        ("https://evilexample.com/", "/"),
+        ("https://app.example.com.evil.com/", "/"),
+        ("https://user@app.example.com/", "/"),
+        ("https://app.example.com:8443/", "/"),
+        ("http://app.example.com/", "/"),
+        ("https://app.example.com//evil.com", "/"),
+    ] {
+        let c = jar();
+        let res = sign_in_at(&c, &proxy.url(""), "alice", "pw", rd).await;
+        assert_eq!(res.status(), 303, "{rd}");
+        assert_eq!(res.headers()[LOCATION], expected, "{rd}");
+    }
+    proxy.stop().await;
+}
