@@ -159,7 +159,7 @@ impl Auth {
         let s = &self.config.session;
         let form_cookie = cookie::find(&parts.headers, s.csrf_cookie.name()).unwrap_or("");
         if !csrf::verify(&s.keys, form_cookie, field("csrf"), cx.now) {
-            self.metrics.login(LoginResult::BadForm);
+            self.metrics.login(LoginResult::bad_form);
             let msg = "The sign-in form expired. Please try again.";
             let mut res = self.login_page(&HeaderMap::new(), rd, Some(msg), &username, cx);
             *res.status_mut() = StatusCode::FORBIDDEN;
@@ -171,7 +171,7 @@ impl Auth {
         match self.check_password(&username, field("password")).await {
             Some(payload) => self.signed_in(payload, &username, &rd, cx.now),
             None => {
-                self.metrics.login(LoginResult::Failure);
+                self.metrics.login(LoginResult::failure);
                 info!(user = %username, "sign-in failed");
                 self.login_page(&parts.headers, rd, Some(FAILED), &username, cx)
             }
@@ -205,7 +205,7 @@ impl Auth {
     /// A fresh session (never the old one: no fixation) and a 303 to `rd`.
     fn signed_in(&self, mut payload: Map<String, Value>, username: &str, rd: &str, now: u64) -> Response<Body> {
         payload.insert(AUTH_TIME_FIELD.into(), Value::from(now));
-        self.metrics.login(LoginResult::Success);
+        self.metrics.login(LoginResult::success);
         info!(user = %username, "signed in");
         let mut res = redirect(StatusCode::SEE_OTHER, rd);
         let s = &self.config.session;
@@ -216,7 +216,7 @@ impl Auth {
     }
 
     fn too_many(&self, wait: std::time::Duration, html: bool) -> Response<Body> {
-        self.metrics.login(LoginResult::RateLimited);
+        self.metrics.login(LoginResult::rate_limited);
         let secs = limit::retry_after_secs(wait);
         warn!(retry_after = secs, "sign-in rate limit reached");
         let msg = "Too many sign-in attempts. Please wait a little and try again.";

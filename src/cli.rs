@@ -31,6 +31,12 @@ pub enum Command {
     GenSecret,
     /// Read a password (no echo on a terminal, else one line of stdin) and print an argon2id hash.
     HashPassword,
+    /// Exit 0 when the admin health endpoint answers 200 (for container health checks).
+    Healthcheck {
+        /// The URL to check.
+        #[arg(long, default_value = "http://127.0.0.1:9090/healthz")]
+        url: String,
+    },
     /// Session cookie tools.
     #[command(subcommand)]
     Session(SessionCommand),

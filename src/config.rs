@@ -11,7 +11,7 @@ mod validate;
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::HeaderName;
@@ -41,6 +41,10 @@ pub struct Config {
     pub access: Policy,
     /// `[forward_auth]`: the auth-request endpoint and cross-host sign-in.
     pub forward_auth: ForwardAuth,
+    /// `[admin] listen`: health and metrics listener; `None` when disabled.
+    pub admin: Option<SocketAddr>,
+    /// `[log] format`.
+    pub log: LogFormat,
     /// Settings that work but weaken security; logged at startup and
     /// printed by `usher check`.
     pub warnings: Vec<String>,
@@ -164,12 +168,40 @@ pub struct Server {
     pub listen: SocketAddr,
     /// Peers whose `X-Forwarded-*` and `Forwarded` headers are believed.
     pub trusted_proxies: TrustedProxies,
-    /// How long a client may take to send its request head.
+    /// How long a client may take to send a request head; on a keep-alive
+    /// connection this also bounds the idle time before the next request.
     pub header_read_timeout: Duration,
     /// Largest request head accepted, in bytes.
     pub max_header_bytes: usize,
     /// Path prefix of usher's own endpoints (`/.usher`), never forwarded.
     pub prefix: String,
+    /// PEM certificate chain and key: HTTPS when set.
+    pub tls: Option<TlsFiles>,
+    /// Client connections served at once; more wait in the listen queue.
+    pub max_connections: usize,
+    /// Largest request body accepted, in bytes; `None`: no limit.
+    pub max_body_bytes: Option<u64>,
+
+    /// How long SIGTERM waits for in-flight requests.
+    pub shutdown_timeout: Duration,
+}
+
+/// Certificate and key paths for the HTTPS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// `[log] format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `[upstream]`
@@ -185,6 +217,10 @@ pub struct Upstream {
     pub timeout: Duration,
     /// Forward the client's `Host` (true) or the upstream's authority (false).
     pub preserve_host: bool,
+    /// Extra CA certificates (PEM) trusted for an `https` upstream.
+    pub ca_file: Option<PathBuf>,
+    /// Speak HTTP/2 to the upstream (h2 over TLS, or h2c prior knowledge).
+    pub http2: bool,
 }
 
 /// The set of peers allowed to speak for clients in `X-Forwarded-*`.

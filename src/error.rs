@@ -18,6 +18,9 @@ pub enum RequestError {
     /// A forward-auth check did not describe a request usher can read.
     #[error("forward-auth check without a readable X-Forwarded-Uri / X-Original-URL")]
     BadForwardedRequest,
+    /// The request body is larger than `server.max_body_bytes`.
+    #[error("request body over the configured limit")]
+    PayloadTooLarge,
     /// No TCP connection to the upstream could be made.
     #[error("upstream refused or unreachable")]
     UpstreamConnect,
@@ -57,6 +60,11 @@ impl RequestError {
                 "bad_forwarded_request",
                 "The forward-auth check did not describe a readable request.",
             ),
+            RequestError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "The request body is too large.",
+            ),
             RequestError::UpstreamConnect => (
                 StatusCode::BAD_GATEWAY,
                 "bad_gateway",
@@ -83,7 +91,9 @@ impl RequestError {
     /// Whose fault it was.
     pub fn fault(&self) -> Fault {
         match self {
-            RequestError::BadTarget(_) | RequestError::BadForwardedRequest => Fault::Client,
+            RequestError::BadTarget(_) | RequestError::BadForwardedRequest | RequestError::PayloadTooLarge => {
+                Fault::Client
+            }
             RequestError::UpstreamConnect | RequestError::UpstreamTimeout | RequestError::UpstreamProtocol => {
                 Fault::Upstream
             }
@@ -101,6 +111,7 @@ mod tests {
         let all = [
             RequestError::BadTarget(BadTarget::Nul),
             RequestError::BadForwardedRequest,
+            RequestError::PayloadTooLarge,
             RequestError::UpstreamConnect,
             RequestError::UpstreamTimeout,
             RequestError::UpstreamProtocol,

@@ -1,17 +1,19 @@
 //! usher: a standalone authenticating reverse proxy.
 //!
-//! Bird's-eye view: [`server`] accepts connections and hands each request to
-//! [`service::Service::handle`], the pipeline that names every phase
-//! (normalise → strip → session → decide → inject → forward → respond). The
-//! phases are built from pure parts — [`target`] (request-target
-//! normalisation), [`hop`] (connection and forwarding headers), [`respond`]
-//! (usher's own responses) — and one IO part, [`proxy`] (the pooled upstream
-//! client). [`config`] parses and validates the TOML once at startup; nothing
-//! on the request path parses configuration. See ARCHITECTURE.md.
+//! Bird's-eye view: [`server`] accepts connections (optionally TLS, see
+//! [`tls`]) and hands each request to [`service::Service::handle`], the
+//! pipeline that names every phase (normalise → strip → session → decide →
+//! inject → forward → respond). The phases are built from pure parts —
+//! [`target`], [`hop`], [`headers`], [`session`], [`access`], [`redirect`],
+//! [`guard`], [`respond`] — and IO parts: [`proxy`] (the pooled upstream
+//! client) and [`auth`] (usher's own endpoints). [`config`] parses and
+//! validates the TOML once; a reload swaps a whole [`live::Live`]
+//! generation. [`admin`] serves health and [`metrics`]. See ARCHITECTURE.md.
 
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod cli;
@@ -22,6 +24,7 @@ pub mod guard;
 pub mod headers;
 pub mod hop;
 pub mod inspect;
+pub mod live;
 pub mod metrics;
 pub mod proxy;
 pub mod redirect;
@@ -30,20 +33,111 @@ pub mod server;
 pub mod service;
 pub mod session;
 pub mod target;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context;
+use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, warn};
 
 pub use config::Config;
 
-/// Serve `config` on an already bound `listener` until `shutdown` completes,
-/// then drain in-flight requests. The caller binds so that tests can use
-/// port 0 and `main` can report bind errors before anything starts.
+use crate::live::Live;
+use crate::metrics::Metrics;
+
+/// The sockets usher serves, bound by the caller so tests can use port 0
+/// and `main` can report bind errors before anything starts.
+pub struct Listeners {
+    /// The proxy listener.
+    pub proxy: TcpListener,
+    /// The admin listener, when `[admin]` is configured.
+    pub admin: Option<TcpListener>,
+}
+
+/// Serve `config` on `listener` until `shutdown` completes, then drain.
+/// No admin listener and no reloads: the shape tests and the demo use.
 pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let config = Arc::new(config);
-    let service = Arc::new(service::Service::new(Arc::clone(&config)));
-    server::serve(listener, config, service, shutdown).await?;
+    let (_never, reloads) = mpsc::channel(1);
+    serve(
+        config,
+        Listeners {
+            proxy: listener,
+            admin: None,
+        },
+        shutdown,
+        reloads,
+    )
+    .await
+}
+
+/// Serve until `shutdown` completes, then drain in-flight requests. Each
+/// configuration received on `reloads` replaces the running one atomically;
+/// one that cannot be used (unreadable certificate, say) is logged and the
+/// old one keeps serving.
+pub async fn serve(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+    mut reloads: mpsc::Receiver<Config>,
+) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let live = Arc::new(ArcSwap::from_pointee(
+        Live::build(config, Arc::clone(&metrics)).context("TLS setup")?,
+    ));
+    let (stop_tx, stop) = watch::channel(false);
+    let admin = listeners
+        .admin
+        .map(|l| tokio::spawn(admin::serve(l, Arc::clone(&live), Arc::clone(&metrics), stop.clone())));
+    let proxy = tokio::spawn(server::serve(
+        listeners.proxy,
+        Arc::clone(&live),
+        Arc::clone(&metrics),
+        stop,
+    ));
+    let housekeeping = tokio::spawn(housekeeping(Arc::clone(&live)));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(config) = reloads.recv() => reload(&live, config, &metrics),
+        }
+    }
+    let _ = stop_tx.send(true);
+    housekeeping.abort();
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
+    proxy.await.context("proxy task")?.context("proxy listener")?;
     Ok(())
+}
+
+fn reload(live: &live::Shared, config: Config, metrics: &Arc<Metrics>) {
+    let old_listen = live.load().config().server.listen;
+    if config.server.listen != old_listen {
+        warn!(old = %old_listen, new = %config.server.listen, "server.listen changes need a restart; keeping the old address");
+    }
+    for w in &config.warnings {
+        warn!("{w}");
+    }
+    match Live::build(config, Arc::clone(metrics)) {
+        Ok(next) => {
+            live.store(Arc::new(next));
+            info!("configuration reloaded");
+        }
+        Err(e) => error!(error = %e, "reload failed; the previous configuration keeps serving"),
+    }
+}
+
+/// Periodic upkeep: forget idle sign-in rate-limit buckets.
+async fn housekeeping(live: live::Shared) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        live.load().service.housekeeping();
+    }
 }

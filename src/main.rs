@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -16,6 +16,7 @@ use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 use usher::Config;
 use usher::cli::{CONFIG_ENV, Cli, Command, SessionCommand};
+use usher::config::LogFormat;
 use usher::inspect::{self, Decoded};
 
 /// Environment variable holding session keys, comma separated; overrides the file.
@@ -27,6 +28,8 @@ const EXIT_USAGE: u8 = 64;
 const EXIT_RUNTIME: u8 = 1;
 
 fn main() -> ExitCode {
+    // One crypto provider for every rustls configuration in the process.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         Command::Run(arg) => run(&arg.resolve(std::env::var_os(CONFIG_ENV))),
         Command::Demo { listen } => demo(listen),
         Command::GenSecret => gen_secret(),
+        Command::Healthcheck { url } => healthcheck(&url),
         Command::HashPassword => hash_password(),
         Command::Session(SessionCommand::Decode { config, cookie }) => {
             decode(&config.resolve(std::env::var_os(CONFIG_ENV)), &cookie)
@@ -159,6 +163,11 @@ fn load(path: &Path) -> Result<Config, ExitCode> {
 fn check(path: &Path) -> ExitCode {
     match load(path) {
         Ok(config) => {
+            // Certificates and CA files are read now, as `run` would.
+            if let Err(e) = usher::live::Live::build(config.clone(), Default::default()) {
+                eprintln!("usher: {}: {e}", path.display());
+                return ExitCode::from(EXIT_USAGE);
+            }
             println!("{}: ok\n{}", path.display(), config.summary());
             for w in &config.warnings {
                 println!("warning: {w}");
@@ -170,27 +179,64 @@ fn check(path: &Path) -> ExitCode {
 }
 
 fn run(path: &Path) -> ExitCode {
-    init_logging();
     let config = match load(path) {
         Ok(config) => config,
         Err(code) => return code,
     };
+    init_logging(config.log);
     for w in &config.warnings {
         warn!("{w}");
     }
+    let path = path.to_path_buf();
     block_on(async move {
-        let listener = match bind(config.server.listen).await {
+        let proxy = match bind(config.server.listen, "usher listening").await {
             Ok(l) => l,
             Err(code) => return code,
         };
-        exit_code(usher::run(config, listener, shutdown_signal()).await)
+        let admin = match config.admin {
+            Some(addr) => match bind(addr, "admin listening").await {
+                Ok(l) => Some(l),
+                Err(code) => return code,
+            },
+            None => None,
+        };
+        let (reload_tx, reloads) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(reload_on_sighup(path, reload_tx));
+        let listeners = usher::Listeners { proxy, admin };
+        exit_code(usher::serve(config, listeners, shutdown_signal(), reloads).await)
     })
 }
 
+/// On each SIGHUP, load the config file again and hand it over; a bad one
+/// is logged and the running configuration stays.
+async fn reload_on_sighup(path: PathBuf, reloads: tokio::sync::mpsc::Sender<Config>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            warn!("cannot listen for SIGHUP; reloads are off");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            info!(path = %path.display(), "SIGHUP: reloading the configuration");
+            match Config::load(&path, std::env::var(SECRET_KEYS_ENV).ok()) {
+                Ok(config) => {
+                    if reloads.send(config).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => error!("reload refused, keeping the running configuration: {e}"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, reloads);
+}
+
 fn demo(listen: SocketAddr) -> ExitCode {
-    init_logging();
+    init_logging(LogFormat::Human);
     block_on(async move {
-        let listener = match bind(listen).await {
+        let listener = match bind(listen, "usher listening").await {
             Ok(l) => l,
             Err(code) => return code,
         };
@@ -218,13 +264,13 @@ fn block_on(fut: impl Future<Output = ExitCode>) -> ExitCode {
 }
 
 /// Bind and log the address actually bound (port 0 becomes a real port).
-async fn bind(addr: SocketAddr) -> Result<TcpListener, ExitCode> {
+async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, ExitCode> {
     match TcpListener::bind(addr).await {
         Ok(listener) => {
             let bound = listener
                 .local_addr()
                 .map_or_else(|_| addr.to_string(), |a| a.to_string());
-            info!(listen = %bound, "usher listening");
+            info!(listen = %bound, "{what}");
             Ok(listener)
         }
         Err(e) => {
@@ -244,12 +290,45 @@ fn exit_code(served: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// `usher healthcheck`: GET the URL; 0 on 200, 1 otherwise.
+fn healthcheck(url: &str) -> ExitCode {
+    let uri: http::Uri = match url.parse() {
+        Ok(u) => u,
+        Err(_) => {
+            eprintln!("usher: not a URL: {url:?}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    block_on(async move {
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http::<http_body_util::Empty<bytes::Bytes>>();
+        match tokio::time::timeout(std::time::Duration::from_secs(5), client.get(uri)).await {
+            Ok(Ok(res)) if res.status() == http::StatusCode::OK => ExitCode::SUCCESS,
+            Ok(Ok(res)) => {
+                eprintln!("usher: {url} answered {}", res.status());
+                ExitCode::from(EXIT_RUNTIME)
+            }
+            Ok(Err(e)) => {
+                eprintln!("usher: {url}: {e}");
+                ExitCode::from(EXIT_RUNTIME)
+            }
+            Err(_) => {
+                eprintln!("usher: {url} did not answer within 5s");
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        }
+    })
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -1,89 +1,205 @@
-//! Counters kept while serving. Plain atomics: the admin endpoint that
-//! exposes them in Prometheus text reads them; nothing here does IO.
+//! Counters, gauges and histograms kept while serving, in a
+//! prometheus-client registry that the admin listener renders as
+//! OpenMetrics text. Recording is lock-free (atomics); nothing here does IO.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicI64;
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
 
 use crate::session::Rejected;
 
 /// Outcome of a sign-in attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
 pub enum LoginResult {
     /// Signed in.
-    Success,
+    success,
     /// Wrong password or unknown user.
-    Failure,
+    failure,
     /// Refused by a brute-force limit.
-    RateLimited,
+    rate_limited,
     /// The form's CSRF token was missing, stale or forged.
-    BadForm,
+    bad_form,
 }
 
-impl LoginResult {
-    /// Every result, for metric labels.
-    pub const ALL: [LoginResult; 4] = [
-        LoginResult::Success,
-        LoginResult::Failure,
-        LoginResult::RateLimited,
-        LoginResult::BadForm,
-    ];
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: LoginResult,
+}
 
-    /// Stable label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LoginResult::Success => "success",
-            LoginResult::Failure => "failure",
-            LoginResult::RateLimited => "rate_limited",
-            LoginResult::BadForm => "bad_form",
-        }
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabel {
+    class: &'static str,
+}
+
+/// Process-wide metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<ClassLabel, Counter>,
+    /// The `requests` counters per class, fetched once: no lock per request.
+    by_class: [Counter; 5],
+    duration: Histogram,
+    upstream_duration: Histogram,
+    connections: Gauge<i64, AtomicI64>,
+    rejections: Family<ReasonLabel, Counter>,
+    logins: Family<ResultLabel, Counter>,
+    cookies_too_large: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
     }
 }
 
-/// Process-wide counters.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    rejections: [AtomicU64; Rejected::ALL.len()],
-    cookies_too_large: AtomicU64,
-    logins: [AtomicU64; LoginResult::ALL.len()],
+/// Status classes, in `by_class` order.
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Latency buckets: 100 µs to about 50 s.
+fn latency() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.5, 15))
 }
 
 impl Metrics {
+    /// Register every metric, with every label value pre-created so that
+    /// dashboards see zeros rather than gaps.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("usher");
+        let requests = Family::<ClassLabel, Counter>::default();
+        let by_class = CLASSES.map(|class| requests.get_or_create(&ClassLabel { class }).clone());
+        let m = Metrics {
+            requests,
+            by_class,
+            duration: latency(),
+            upstream_duration: latency(),
+            connections: Gauge::default(),
+            rejections: Family::default(),
+            logins: Family::default(),
+            cookies_too_large: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register("requests", "Requests answered, by status class", m.requests.clone());
+        registry.register(
+            "request_duration_seconds",
+            "Time to answer a request (head)",
+            m.duration.clone(),
+        );
+        registry.register(
+            "upstream_duration_seconds",
+            "Time from sending a request upstream to its response head",
+            m.upstream_duration.clone(),
+        );
+        registry.register("open_connections", "Client connections open now", m.connections.clone());
+        registry.register(
+            "session_rejections",
+            "Session cookies that gave no session, by reason",
+            m.rejections.clone(),
+        );
+        registry.register("logins", "Sign-in attempts, by result", m.logins.clone());
+        registry.register(
+            "cookies_too_large",
+            "Session cookies not set because they would exceed 4096 bytes",
+            m.cookies_too_large.clone(),
+        );
+        for r in Rejected::ALL {
+            let _ = m.rejections.get_or_create(&ReasonLabel { reason: r.as_str() });
+        }
+        for result in [
+            LoginResult::success,
+            LoginResult::failure,
+            LoginResult::rate_limited,
+            LoginResult::bad_form,
+        ] {
+            let _ = m.logins.get_or_create(&ResultLabel { result });
+        }
+        Metrics { registry, ..m }
+    }
+
+    /// Count an answered request and its duration.
+    pub fn request(&self, status: u16, took: Duration) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.by_class[class].inc();
+        self.duration.observe(took.as_secs_f64());
+    }
+
+    /// Record how long the upstream took to answer.
+    pub fn upstream(&self, took: Duration) {
+        self.upstream_duration.observe(took.as_secs_f64());
+    }
+
+    /// A client connection opened (`+1`) or closed (`-1`).
+    pub fn connection(&self, delta: i64) {
+        self.connections.inc_by(delta);
+    }
+
     /// Count a session cookie that gave no session.
     pub fn session_rejected(&self, reason: Rejected) {
-        if let Some(i) = Rejected::ALL.iter().position(|r| *r == reason) {
-            self.rejections[i].fetch_add(1, Ordering::Relaxed);
-        }
+        self.rejections
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .inc();
     }
 
     /// Count a session cookie that was not set because it was too large.
     pub fn cookie_too_large(&self) {
-        self.cookies_too_large.fetch_add(1, Ordering::Relaxed);
+        self.cookies_too_large.inc();
     }
 
     /// Count a sign-in attempt.
     pub fn login(&self, result: LoginResult) {
-        if let Some(i) = LoginResult::ALL.iter().position(|r| *r == result) {
-            self.logins[i].fetch_add(1, Ordering::Relaxed);
+        self.logins.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> i64 {
+        self.connections.get()
+    }
+
+    /// The registry in OpenMetrics text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_family_with_zeros() {
+        let m = Metrics::new();
+        m.request(204, Duration::from_millis(3));
+        m.session_rejected(Rejected::BadMac);
+        m.login(LoginResult::failure);
+        let text = m.render();
+        for needle in [
+            "usher_requests_total{class=\"2xx\"} 1",
+            "usher_requests_total{class=\"5xx\"} 0",
+            "usher_session_rejections_total{reason=\"bad_mac\"} 1",
+            "usher_session_rejections_total{reason=\"expired\"} 0",
+            "usher_logins_total{result=\"failure\"} 1",
+            "usher_cookies_too_large_total 0",
+            "usher_open_connections 0",
+            "usher_request_duration_seconds_count 1",
+            "# EOF",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }
-    }
-
-    /// Sign-in attempts so far, by result.
-    pub fn logins(&self) -> impl Iterator<Item = (LoginResult, u64)> + '_ {
-        LoginResult::ALL
-            .iter()
-            .zip(&self.logins)
-            .map(|(r, n)| (*r, n.load(Ordering::Relaxed)))
-    }
-
-    /// Rejections so far, by reason.
-    pub fn rejections(&self) -> impl Iterator<Item = (Rejected, u64)> + '_ {
-        Rejected::ALL
-            .iter()
-            .zip(&self.rejections)
-            .map(|(r, n)| (*r, n.load(Ordering::Relaxed)))
-    }
-
-    /// Cookies not set because too large, so far.
-    pub fn cookies_too_large(&self) -> u64 {
-        self.cookies_too_large.load(Ordering::Relaxed)
     }
 }

@@ -1,16 +1,19 @@
-//! Forwarding to the upstream: one pooled keep-alive client, the response
-//! timeout, protocol upgrades, and the classification of upstream failures.
+//! Forwarding to the upstream: one pooled keep-alive client (http or https,
+//! HTTP/1.1 or HTTP/2), the response timeout, protocol upgrades, and the
+//! classification of upstream failures.
 //!
 //! This module receives a request whose URI and headers are already final
 //! and sends it. It knows nothing of cookies, sessions or header policy.
 
 use std::error::Error as _;
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{Request, Response, StatusCode};
+use http_body_util::{Either, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -18,46 +21,72 @@ use tracing::debug;
 
 use crate::config;
 use crate::error::RequestError;
+use crate::tls::{self, TlsError};
+
+/// A request body on its way upstream: as received, or held to
+/// `server.max_body_bytes`.
+pub type UpstreamBody = Either<Incoming, Limited<Incoming>>;
 
 /// The upstream and the pooled client that reaches it.
 #[derive(Clone)]
 pub struct Upstream {
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpsConnector<HttpConnector>, UpstreamBody>,
     timeout: Duration,
 }
 
 impl Upstream {
-    /// Build the pooled client. No connection is made until the first request.
-    pub fn new(cfg: &config::Upstream) -> Upstream {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(cfg.connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
+    /// Build the pooled client. No connection is made until the first
+    /// request; a bad `ca_file` is an error here, at startup.
+    pub fn new(cfg: &config::Upstream) -> Result<Upstream, TlsError> {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(cfg.connect_timeout));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let tls = tls::client_config(cfg.ca_file.as_deref())?;
+        let builder = HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
+        // Offer h2 in ALPN only when asked to: upgrades need HTTP/1.1.
+        let connector = if cfg.http2 {
+            builder.enable_http2().wrap_connector(http)
+        } else {
+            builder.enable_http1().wrap_connector(http)
+        };
+        let mut client = Client::builder(TokioExecutor::new());
+        client
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_timer(TokioTimer::new())
-            .build(connector);
-        Upstream {
-            client,
-            timeout: cfg.timeout,
+            .timer(TokioTimer::new());
+        if cfg.http2 {
+            client.http2_only(true);
         }
+        Ok(Upstream {
+            client: client.build(connector),
+            timeout: cfg.timeout,
+        })
     }
 
     /// Send `req` and wait for the response head, at most the configured
-    /// timeout. When the client asked for an upgrade and the upstream
-    /// agrees (101), the two upgraded connections are joined in a task.
-    pub async fn forward(&self, mut req: Request<Incoming>, upgrade: bool) -> Result<Response<Incoming>, RequestError> {
+    /// timeout; also returns how long that took. When the client asked for
+    /// an upgrade and the upstream agrees (101), the two upgraded
+    /// connections are joined in a task.
+    pub async fn forward(
+        &self,
+        mut req: Request<UpstreamBody>,
+        upgrade: bool,
+    ) -> Result<(Response<Incoming>, Duration), RequestError> {
         let client_side = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let started = Instant::now();
         let sent = tokio::time::timeout(self.timeout, self.client.request(req)).await;
         let mut res = match sent {
             Err(_elapsed) => return Err(RequestError::UpstreamTimeout),
             Ok(Err(e)) => return Err(classify(&e)),
             Ok(Ok(res)) => res,
         };
+        let took = started.elapsed();
         if let Some(client_side) = client_side.filter(|_| res.status() == StatusCode::SWITCHING_PROTOCOLS) {
             let upstream_side = hyper::upgrade::on(&mut res);
             tokio::spawn(tunnel(client_side, upstream_side));
         }
-        Ok(res)
+        Ok((res, took))
     }
 }
 
@@ -77,11 +106,15 @@ async fn tunnel(client: OnUpgrade, upstream: OnUpgrade) {
     }
 }
 
-/// Sort a client error into connect failure, timeout or protocol failure.
+/// Sort a client error: body over the limit, timeout, connect failure or
+/// protocol failure.
 fn classify(err: &hyper_util::client::legacy::Error) -> RequestError {
     let mut cause = err.source();
     let mut timed_out = false;
     while let Some(e) = cause {
+        if e.is::<LengthLimitError>() {
+            return RequestError::PayloadTooLarge;
+        }
         timed_out |= e
             .downcast_ref::<io::Error>()
             .is_some_and(|io| io.kind() == io::ErrorKind::TimedOut);

@@ -10,11 +10,12 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{Method, Request, Response, StatusCode, Version};
+use http_body_util::{Either, Limited};
 use hyper::body::Incoming;
 use tracing::{Level, debug, event};
 
@@ -25,8 +26,9 @@ use crate::error::{Fault, RequestError};
 use crate::headers::HeaderPlan;
 use crate::hop::{self, Peer};
 use crate::metrics::Metrics;
-use crate::proxy::Upstream;
+use crate::proxy::{Upstream, UpstreamBody};
 use crate::session::cookie;
+use crate::tls::TlsError;
 use crate::{guard, respond, target};
 
 mod carrier;
@@ -60,28 +62,29 @@ pub struct Connection {
 }
 
 impl Service {
-    /// Build the service from a validated configuration.
-    pub fn new(config: Arc<Config>) -> Service {
-        let upstream = Upstream::new(&config.upstream);
+    /// Build the service from a validated configuration, recording into
+    /// `metrics` (shared across reloads). Fails only on unusable upstream
+    /// TLS material.
+    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Result<Service, TlsError> {
+        let upstream = Upstream::new(&config.upstream)?;
         let upstream_host = HeaderValue::from_str(config.upstream.authority.as_str())
             // An `Authority` holds only characters valid in a header value.
             .expect("an authority is a valid header value");
         let plan = HeaderPlan::new(&config.session.forward);
-        let metrics = Arc::new(Metrics::default());
         let auth = Auth::new(Arc::clone(&config), Arc::clone(&metrics));
-        Service {
+        Ok(Service {
             config,
             upstream,
             upstream_host,
             plan,
             metrics,
             auth,
-        }
+        })
     }
 
-    /// The counters this service keeps.
-    pub fn metrics(&self) -> Arc<Metrics> {
-        Arc::clone(&self.metrics)
+    /// The configuration this service was built from.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
     }
 
     /// Handle one request; never fails: errors become responses.
@@ -90,17 +93,25 @@ impl Service {
         let html = respond::wants_html(req.method(), req.headers());
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let res = match self.pipeline(req, conn, html).await {
+        let mut trace = Trace::default();
+        let res = match self.pipeline(req, conn, html, &mut trace).await {
             Ok(res) => res,
             Err(e) => error_response(&e, html),
         };
+        let took = started.elapsed();
+        self.metrics.request(res.status().as_u16(), took);
+        if let Some(up) = trace.upstream {
+            self.metrics.upstream(up);
+        }
         event!(
             target: "usher::access",
             Level::INFO,
             method = %method,
             path = %path,
             status = res.status().as_u16(),
-            micros = started.elapsed().as_micros() as u64,
+            micros = took.as_micros() as u64,
+            upstream_micros = trace.upstream.map(|d| d.as_micros() as u64),
+            user = trace.user.as_deref(),
             "request"
         );
         res
@@ -113,30 +124,37 @@ impl Service {
 
     async fn pipeline(
         &self,
-        mut req: Request<Incoming>,
+        req: Request<Incoming>,
         conn: Connection,
         html: bool,
+        trace: &mut Trace,
     ) -> Result<Response<Body>, RequestError> {
         // 1. normalise: the one path that rules see and the upstream gets.
-        let path_and_query = normalised_target(req.uri())?;
+        let target = normalised_target(req.uri())?;
         // Read before stripping: `Connection: Host` must not hide the host.
         let host = client_host(&req);
+        let (mut parts, body) = req.into_parts();
         // 2. strip: connection-level headers, untrusted forwarding headers,
         // every spelling of the session headers.
-        let upgrade = hop::strip_hop_by_hop(req.headers_mut());
-        self.plan.strip(req.headers_mut());
-        // 3. session: verify the cookie, then keep it from the upstream.
+        let upgrade = hop::strip_hop_by_hop(&mut parts.headers);
+        self.plan.strip(&mut parts.headers);
+        // 3. session: verify the cookie.
         let now = unix_now();
         let session = &self.config.session;
-        let found = carrier::read(req.headers(), session, now, &self.metrics);
+        let found = carrier::read(&parts.headers, session, now, &self.metrics);
+        trace.user = found
+            .session
+            .as_ref()
+            .and_then(decide::identity)
+            .map(|who| who.user().to_string());
         let cross_site = session.cross_site_guard
-            && guard::is_unsafe(req.method())
-            && guard::is_cross_site(req.headers(), host.as_ref().and_then(|h| h.to_str().ok()));
+            && guard::is_unsafe(&parts.method)
+            && guard::is_cross_site(&parts.headers, host.as_ref().and_then(|h| h.to_str().ok()));
         let trusted = self.config.server.trusted_proxies.contains(conn.remote.ip());
-        if let Some(endpoint) = self.endpoint(path_and_query.path()) {
-            if endpoint == "/auth" && matches!(*req.method(), Method::GET | Method::HEAD) {
+        if let Some(endpoint) = self.endpoint(target.path()) {
+            if endpoint == "/auth" && matches!(parts.method, Method::GET | Method::HEAD) {
                 // The guard here applies to the described request, not this GET.
-                return Ok(self.forward_auth(req.headers(), req.uri().query(), trusted, found, now));
+                return Ok(self.forward_auth(&parts.headers, parts.uri.query(), trusted, found, now));
             }
             if cross_site {
                 return Ok(decide::cross_site(html));
@@ -148,37 +166,42 @@ impl Service {
                 now,
                 html,
             };
-            return Ok(self.auth.handle(req, endpoint, cx).await);
+            return Ok(self.auth.handle(Request::from_parts(parts, body), endpoint, cx).await);
         }
-        cookie::strip(req.headers_mut(), session.cookie.name());
+        cookie::strip(&mut parts.headers, session.cookie.name());
         // 4. decide: the cross-site guard, then the access rules.
         let denied = if cross_site && found.present() {
             Some(decide::cross_site(html))
         } else {
-            let d = decide::Decide {
+            decide::Decide {
                 config: &self.config,
                 html,
-            };
-            d.access(req.method(), &path_and_query, found.session.as_ref())
+            }
+            .access(&parts.method, &target, found.session.as_ref())
         };
         if let Some(mut res) = denied {
             carrier::write_back(res.headers_mut(), false, found, session, now, &self.metrics);
             return Ok(res);
         }
+        // 5. inject: usher's own forwarding headers and the session fields.
         let peer = Peer {
             ip: conn.remote.ip(),
             proto: conn.proto,
             trusted,
         };
-        // 5. inject: usher's own forwarding headers and the session fields.
-        hop::set_forwarded(req.headers_mut(), peer, host.clone());
-        self.plan.inject(req.headers_mut(), found.session.as_ref());
-        // 6. forward.
-        self.rewrite_for_upstream(&mut req, path_and_query, host)?;
+        hop::set_forwarded(&mut parts.headers, peer, host.clone());
+        self.plan.inject(&mut parts.headers, found.session.as_ref());
         if let Some(protocol) = upgrade.clone() {
-            hop::restore_upgrade(req.headers_mut(), protocol);
+            hop::restore_upgrade(&mut parts.headers, protocol);
         }
-        let mut res = self.upstream.forward(req, upgrade.is_some()).await?;
+        // 6. forward.
+        self.rewrite_for_upstream(&mut parts, target, host)?;
+        let body = self.limit_body(&parts.headers, body)?;
+        let (mut res, took) = self
+            .upstream
+            .forward(Request::from_parts(parts, body), upgrade.is_some())
+            .await?;
+        trace.upstream = Some(took);
         // 7. respond: connection headers, then the backend's session write.
         let res_upgrade = hop::strip_hop_by_hop(res.headers_mut());
         if let Some(protocol) = res_upgrade.filter(|_| res.status() == StatusCode::SWITCHING_PROTOCOLS) {
@@ -191,6 +214,22 @@ impl Service {
         Ok(res.map(body::streamed))
     }
 
+    /// Hold the body to `server.max_body_bytes`: refuse a declared length
+    /// over it at once, and cut a streamed body that grows past it.
+    fn limit_body(&self, headers: &HeaderMap, body: Incoming) -> Result<UpstreamBody, RequestError> {
+        let Some(limit) = self.config.server.max_body_bytes else {
+            return Ok(Either::Left(body));
+        };
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(RequestError::PayloadTooLarge);
+        }
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        Ok(Either::Right(Limited::new(body, limit)))
+    }
+
     /// `Some("/login")` for `<prefix>/login`; `None` outside the prefix.
     fn endpoint<'p>(&self, path: &'p str) -> Option<&'p str> {
         let rest = path.strip_prefix(self.config.server.prefix.as_str())?;
@@ -200,7 +239,7 @@ impl Service {
     /// Point the request at the upstream: absolute URI, HTTP/1.1, `Host`.
     fn rewrite_for_upstream(
         &self,
-        req: &mut Request<Incoming>,
+        parts: &mut http::request::Parts,
         path_and_query: PathAndQuery,
         host: Option<HeaderValue>,
     ) -> Result<(), RequestError> {
@@ -211,13 +250,13 @@ impl Service {
             .path_and_query(path_and_query)
             .build()
             .map_err(|_| RequestError::Internal)?;
-        *req.uri_mut() = uri;
-        *req.version_mut() = Version::HTTP_11;
+        parts.uri = uri;
+        parts.version = if up.http2 { Version::HTTP_2 } else { Version::HTTP_11 };
         let host = match host {
             Some(h) if up.preserve_host => h,
             _ => self.upstream_host.clone(),
         };
-        req.headers_mut().insert(header::HOST, host);
+        parts.headers.insert(header::HOST, host);
         Ok(())
     }
 }
@@ -255,6 +294,15 @@ fn error_response(e: &RequestError, html: bool) -> Response<Body> {
         Fault::Usher => event!(Level::ERROR, error = %e, "internal failure"),
     }
     respond::error(status, code, message, html)
+}
+
+/// What the access log line reports beyond the request and status.
+#[derive(Debug, Default)]
+struct Trace {
+    /// The signed-in user, if any.
+    user: Option<String>,
+    /// How long the upstream took to send its response head.
+    upstream: Option<Duration>,
 }
 
 /// Seconds since the Unix epoch: the one place the request path reads the

@@ -27,6 +27,10 @@ pub struct RawConfig {
     pub access: RawAccess,
     #[serde(default)]
     pub forward_auth: RawForwardAuth,
+    /// `None` when the section is absent: no admin listener.
+    pub admin: Option<RawAdmin>,
+    #[serde(default)]
+    pub log: RawLog,
 }
 
 /// `[forward_auth]`
@@ -49,6 +53,24 @@ pub struct RawServer {
     pub header_read_timeout: Option<String>,
     pub max_header_bytes: Option<i64>,
     pub prefix: Option<String>,
+    pub max_connections: Option<i64>,
+    pub max_body_bytes: Option<i64>,
+
+    pub shutdown_timeout: Option<String>,
+}
+
+/// `[admin]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: Option<String>,
+}
+
+/// `[log]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub format: Option<String>,
 }
 
 /// `[upstream]`
@@ -59,6 +81,8 @@ pub struct RawUpstream {
     pub connect_timeout: Option<String>,
     pub timeout: Option<String>,
     pub preserve_host: Option<bool>,
+    pub ca_file: Option<String>,
+    pub http2: Option<bool>,
 }
 
 /// `[session]`

@@ -13,9 +13,9 @@ use http::Uri;
 use http::uri::Scheme;
 use ipnet::IpNet;
 
-use super::ForwardAuth;
-use super::raw::{RawConfig, RawForwardAuth, RawServer, RawUpstream};
+use super::raw::{RawAdmin, RawConfig, RawForwardAuth, RawLog, RawServer, RawUpstream};
 use super::{Config, Environment, Server, TrustedProxies, Upstream, parse_duration};
+use super::{ForwardAuth, LogFormat, TlsFiles};
 use crate::redirect::AllowedHosts;
 
 mod access;
@@ -71,6 +71,8 @@ pub fn from_toml_str(text: &str, env: &Environment<'_>) -> Result<Config, Config
     let login = login::login(&raw.login, &raw.users, env, &mut problems);
     let access = access::access(&raw.access, &mut problems);
     let forward_auth = forward_auth(&raw.forward_auth, &mut problems);
+    let admin = admin(raw.admin.as_ref(), &mut problems);
+    let log = log(&raw.log, &mut problems);
     let config = (|| {
         Some(Config {
             server: server?,
@@ -79,6 +81,8 @@ pub fn from_toml_str(text: &str, env: &Environment<'_>) -> Result<Config, Config
             login: login?,
             access: access?,
             forward_auth: forward_auth?,
+            admin: admin?,
+            log: log?,
             warnings,
         })
     })();
@@ -127,10 +131,18 @@ fn server(raw: &RawServer, p: &mut Problems) -> Option<Server> {
         TrustedProxies::default(),
         cidrs,
     );
+    let secs = |n| Duration::from_secs(n);
     let header_timeout = p.check(
         "server.header_read_timeout",
         raw.header_read_timeout.as_deref(),
-        Duration::from_secs(10),
+        secs(10),
+        positive_duration,
+    );
+
+    let drain = p.check(
+        "server.shutdown_timeout",
+        raw.shutdown_timeout.as_deref(),
+        secs(30),
         positive_duration,
     );
     let prefix = p.check(
@@ -145,36 +157,59 @@ fn server(raw: &RawServer, p: &mut Problems) -> Option<Server> {
         16 * 1024,
         |n| header_limit(*n),
     );
-    if raw.tls_cert.is_some() || raw.tls_key.is_some() {
-        p.push(
-            "server.tls_cert",
-            "TLS termination is not available in this build; terminate TLS in front of usher".into(),
-        );
-    }
+    let max_conns = p.check("server.max_connections", raw.max_connections.as_ref(), 10_000, |n| {
+        count(*n, 1, 1_000_000)
+    });
+    let max_body = p.check("server.max_body_bytes", raw.max_body_bytes.as_ref(), None, |n| {
+        count(*n, 1, i64::MAX).map(|n| Some(n as u64))
+    });
+    let tls = match (&raw.tls_cert, &raw.tls_key) {
+        (Some(cert), Some(key)) => Some(Some(TlsFiles {
+            cert: cert.into(),
+            key: key.into(),
+        })),
+        (None, None) => Some(None),
+        _ => {
+            p.push(
+                "server.tls_cert",
+                "set both tls_cert and tls_key for HTTPS, or neither".into(),
+            );
+            None
+        }
+    };
     Some(Server {
         listen: listen?,
         trusted_proxies: trusted?,
         header_read_timeout: header_timeout?,
         max_header_bytes: max_header?,
         prefix: prefix?,
+        tls: tls?,
+        max_connections: max_conns?,
+        max_body_bytes: max_body?,
+
+        shutdown_timeout: drain?,
     })
+}
+
+fn count(n: i64, min: i64, max: i64) -> Result<usize, String> {
+    if (min..=max).contains(&n) {
+        usize::try_from(n).map_err(|_| format!("{n} is too large"))
+    } else {
+        Err(format!("expected a number from {min} to {max}, got {n}"))
+    }
 }
 
 fn upstream(raw: &RawUpstream, p: &mut Problems) -> Option<Upstream> {
     let default_url: Uri = Uri::from_static("http://127.0.0.1:8000");
     let url = p.check("upstream.url", raw.url.as_deref(), default_url, upstream_url);
+    let secs = |n| Duration::from_secs(n);
     let connect = p.check(
         "upstream.connect_timeout",
         raw.connect_timeout.as_deref(),
-        Duration::from_secs(5),
+        secs(5),
         positive_duration,
     );
-    let timeout = p.check(
-        "upstream.timeout",
-        raw.timeout.as_deref(),
-        Duration::from_secs(60),
-        positive_duration,
-    );
+    let timeout = p.check("upstream.timeout", raw.timeout.as_deref(), secs(60), positive_duration);
     let url = url?;
     Some(Upstream {
         scheme: url.scheme()?.clone(),
@@ -182,6 +217,23 @@ fn upstream(raw: &RawUpstream, p: &mut Problems) -> Option<Upstream> {
         connect_timeout: connect?,
         timeout: timeout?,
         preserve_host: raw.preserve_host.unwrap_or(true),
+        ca_file: raw.ca_file.as_ref().map(Into::into),
+        http2: raw.http2.unwrap_or(false),
+    })
+}
+
+fn admin(raw: Option<&RawAdmin>, p: &mut Problems) -> Option<Option<SocketAddr>> {
+    let Some(raw) = raw else { return Some(None) };
+    let default = SocketAddr::from(([127, 0, 0, 1], 9090));
+    p.check("admin.listen", raw.listen.as_deref(), default, socket_addr)
+        .map(Some)
+}
+
+fn log(raw: &RawLog, p: &mut Problems) -> Option<LogFormat> {
+    p.check("log.format", raw.format.as_deref(), LogFormat::Human, |t| match t {
+        "human" => Ok(LogFormat::Human),
+        "json" => Ok(LogFormat::Json),
+        other => Err(format!("expected human or json, got {other:?}")),
     })
 }
 
@@ -284,15 +336,10 @@ fn header_limit(n: i64) -> Result<usize, String> {
 }
 
 fn upstream_url(text: &str) -> Result<Uri, String> {
-    let accepted = "expected an absolute http URL with a host and no path, such as \"http://127.0.0.1:8000\"";
+    let accepted = "expected an absolute http or https URL with a host and no path, such as \"http://127.0.0.1:8000\"";
     let uri: Uri = text.parse().map_err(|_| format!("{accepted}, got {text:?}"))?;
-    if uri.scheme() == Some(&Scheme::HTTPS) {
-        return Err(format!(
-            "https upstreams are not available in this build; {accepted}, got {text:?}"
-        ));
-    }
     let authority = match (uri.scheme(), uri.authority()) {
-        (Some(s), Some(a)) if *s == Scheme::HTTP => a,
+        (Some(s), Some(a)) if *s == Scheme::HTTP || *s == Scheme::HTTPS => a,
         _ => return Err(format!("{accepted}, got {text:?}")),
     };
     if authority.as_str().contains('@') {

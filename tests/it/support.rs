@@ -329,6 +329,12 @@ pub struct Usher {
     pub child: std::process::Child,
     /// `host:port` it reported listening on.
     pub addr: String,
+    /// The admin listener's `host:port`, when `[admin]` was configured.
+    pub admin: Option<String>,
+    /// Everything it has logged so far (stderr lines).
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The config file it was started with, for rewriting before SIGHUP.
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 impl Drop for Usher {
@@ -340,50 +346,89 @@ impl Drop for Usher {
 
 impl Usher {
     /// Run `usher ARGS [-c FILE]` with `config` written to a temporary file,
-    /// and wait for the "usher listening" log line to learn the address.
+    /// and wait for the "usher listening" log line (and "admin listening"
+    /// when the config has `[admin]`) to learn the addresses.
     pub fn start(args: &[&str], config: Option<&str>) -> Usher {
+        Usher::start_with_env(args, config, &[])
+    }
+
+    /// [`Usher::start`] with extra environment variables.
+    pub fn start_with_env(args: &[&str], config: Option<&str>, env: &[(&str, &str)]) -> Usher {
         use std::io::{BufRead, BufReader};
         use std::process::{Command, Stdio};
         static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_usher"));
         cmd.args(args);
+        let mut config_path = None;
         if let Some(text) = config {
             let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let dir = std::env::temp_dir().join(format!("usher-bin-{}-{n}", std::process::id()));
             std::fs::create_dir_all(&dir).expect("tmp dir");
             let path = dir.join("usher.toml");
             std::fs::write(&path, text).expect("write config");
-            cmd.arg("-c").arg(path);
+            cmd.arg("-c").arg(&path);
+            config_path = Some(path);
+        }
+        cmd.env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .env("USHER_SECRET_KEYS", TEST_KEY);
+        for (k, v) in env {
+            cmd.env(k, v);
         }
         let mut child = cmd
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .env("USHER_SECRET_KEYS", TEST_KEY)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn usher");
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = BufReader::new(stderr).lines();
-        let addr = loop {
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let want_admin = config.is_some_and(|t| t.contains("[admin]"));
+        let (mut addr, mut admin) = (None, None);
+        while addr.is_none() || (want_admin && admin.is_none()) {
             let line = lines.next().expect("usher exited before listening").expect("read log");
-            let listening = line.contains("usher listening");
-            if let Some(rest) = line.split("listen=").nth(1).filter(|_| listening) {
-                break rest
-                    .split_whitespace()
-                    .next()
-                    .expect("address")
-                    .trim_matches('"')
-                    .to_string();
+            let found = line.split("listen=").nth(1).and_then(|r| r.split_whitespace().next());
+            let found = found.map(|a| a.trim_matches(|c| c == '"' || c == ',' || c == '}').to_string());
+            if line.contains("usher listening") {
+                addr = found;
+            } else if line.contains("admin listening") {
+                admin = found;
             }
-        };
+            log.lock().expect("log").push(line);
+        }
+        let sink = std::sync::Arc::clone(&log);
         // Keep draining the log so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Usher { child, addr }
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().expect("log").push(line);
+            }
+        });
+        Usher {
+            child,
+            addr: addr.expect("address"),
+            admin,
+            log,
+            config_path,
+        }
     }
 
     /// `http://ADDR` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// Send a signal by name (`TERM`, `HUP`) with the system's `kill`.
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// The log so far as one string.
+    pub fn log_text(&self) -> String {
+        self.log.lock().expect("log").join("\n")
     }
 }

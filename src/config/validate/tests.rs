@@ -82,13 +82,18 @@ fn upstream_url_forms() {
         "http://user:pw@host:1",
         "http://host/prefix",
         "http://host/?q=1",
-        "https://host",
+        "ftp://host",
     ] {
         let p = problems(&format!("[upstream]\nurl = {bad:?}\n"));
         assert_eq!(p.len(), 1, "{bad}");
         assert_eq!(p[0].key, "upstream.url");
     }
-    for good in ["http://127.0.0.1:9", "http://backend", "http://[::1]:80/"] {
+    for good in [
+        "http://127.0.0.1:9",
+        "http://backend",
+        "http://[::1]:80/",
+        "https://backend:8443",
+    ] {
         parse(&format!("[upstream]\nurl = {good:?}\n")).expect(good);
     }
 }
@@ -134,9 +139,31 @@ fn syntax_errors_never_quote_values() {
 }
 
 #[test]
-fn tls_keys_are_refused_until_supported() {
-    let p = problems("[server]\ntls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"\n");
+fn tls_needs_both_files_and_limits_are_checked() {
+    let p = problems("[server]\ntls_cert = \"/c.pem\"\n");
     assert_eq!(p[0].key, "server.tls_cert");
+    let c = parse("[server]\ntls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"\n").expect("paths are checked at start");
+    assert_eq!(c.server.tls.expect("tls").key, std::path::PathBuf::from("/k.pem"));
+    let p = problems(
+        "[server]\nmax_connections = 0\nmax_body_bytes = -1\nshutdown_timeout = \"0s\"\n[log]\nformat = \"xml\"\n[admin]\nlisten = \"nope\"\n",
+    );
+    let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "server.shutdown_timeout",
+            "server.max_connections",
+            "server.max_body_bytes",
+            "admin.listen",
+            "log.format"
+        ]
+    );
+    let c = parse("[admin]\n").expect("admin with defaults");
+    assert_eq!(c.admin.map(|a| a.to_string()).as_deref(), Some("127.0.0.1:9090"));
+    assert!(
+        parse("").expect("defaults").admin.is_none(),
+        "no [admin], no admin listener"
+    );
 }
 
 #[test]
