@@ -17,4 +17,12 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
 
+# Python peers, in a virtualenv under target/ (idempotent):
+#   prometheus-client  a real OpenMetrics parser for /metrics
+venv=target/test-venv
+if ! "$venv/bin/python" -c 'import prometheus_client' >/dev/null 2>&1; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q prometheus-client
+fi
+
 cargo test --all-targets --locked

@@ -9,9 +9,11 @@ mod demo; // `usher demo` end to end: sign-in, cart, preferences, login page
 mod forward_auth; // /.usher/auth decisions in-process, absolute rd allow-list
 mod forwarding; // what the upstream sees: methods, bodies, hosts, X-Forwarded-*
 mod login; // sign-in journeys, brute-force limits, htpasswd, cross-site guard
+mod ops; // the real binary: SIGTERM drain, SIGHUP reload, admin, metrics, logs
 mod session; // cookie-jar journeys: backend writes, carts, sign-out, bad cookies
 mod spoof; // the strip-then-inject matrix: no client value ever reaches the upstream
 mod streaming; // 200 MB each way through the real binary, RSS bounded
 mod target; // malformed and ambiguous request targets on the wire
+mod tls; // HTTPS in (h1, h2) and out (custom CA), certificates from rcgen
 mod upstream_failures; // 502 and 504, JSON or HTML
 mod websocket; // Upgrade tunnelled end to end

@@ -144,7 +144,7 @@ where
 /// Body type of test upstream responses.
 pub type UpBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
-fn full(bytes: impl Into<Bytes>) -> UpBody {
+pub fn full(bytes: impl Into<Bytes>) -> UpBody {
     Full::new(bytes.into()).boxed()
 }
 
@@ -387,8 +387,13 @@ impl Usher {
         let (mut addr, mut admin) = (None, None);
         while addr.is_none() || (want_admin && admin.is_none()) {
             let line = lines.next().expect("usher exited before listening").expect("read log");
-            let found = line.split("listen=").nth(1).and_then(|r| r.split_whitespace().next());
-            let found = found.map(|a| a.trim_matches(|c| c == '"' || c == ',' || c == '}').to_string());
+            // Human lines say `listen=ADDR`, JSON lines `"listen":"ADDR"`.
+            let found = line
+                .split("listen=")
+                .nth(1)
+                .or_else(|| line.split("\"listen\":").nth(1))
+                .and_then(|r| r.split_whitespace().next())
+                .map(|a| a.trim_matches('"').split('"').next().unwrap_or("").to_string());
             if line.contains("usher listening") {
                 addr = found;
             } else if line.contains("admin listening") {

@@ -1,0 +1,340 @@
+//! Operating the real binary: SIGTERM drains, SIGHUP reloads under load
+//! (a broken config keeps the old one), the admin endpoints and their
+//! metrics read by a real OpenMetrics parser, `usher healthcheck`, body
+//! limits, and logs that never hold a secret or a cookie value.
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use http::Response;
+use reqwest::header::ACCEPT;
+use serde_json::Value;
+
+use crate::login::{csrf_of, jar};
+use crate::support::{Seen, TEST_KEY, Usher, full, spawn_echo_upstream, spawn_upstream};
+
+fn config(upstream: std::net::SocketAddr, extra: &str) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://{upstream}\"\n[session]\nsecure = false\n\
+         [access]\ndefault = \"anyone\"\n{extra}"
+    )
+}
+
+#[tokio::test]
+async fn sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_0() {
+    let slow = spawn_upstream(|_req| async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        Ok::<_, Infallible>(Response::new(full("done")))
+    })
+    .await;
+    let mut usher = Usher::start(&["run"], Some(&config(slow.addr, "")));
+    let url = usher.url("/slow");
+    let in_flight = tokio::spawn(async move { reqwest::get(url).await.map(|r| r.status().as_u16()) });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    usher.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = reqwest::Client::new()
+        .get(usher.url("/new"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
+    assert!(refused.is_err(), "a new connection was served after SIGTERM");
+    assert_eq!(in_flight.await.expect("task").expect("in-flight request"), 200);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = usher.child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "usher did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn sighup_reloads_under_load_and_a_broken_config_keeps_the_old_one() {
+    let up = spawn_echo_upstream().await;
+    let usher = Usher::start(&["run"], Some(&config(up.addr, "")));
+    let path = usher.config_path.clone().expect("config path");
+    let url = usher.url("/load");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (url, stop) = (url.clone(), std::sync::Arc::clone(&stop));
+        workers.push(tokio::spawn(async move {
+            let c = reqwest::Client::new();
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match c.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => ok += 1,
+                    Ok(r) => failed.push(r.status().to_string()),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    let host_seen = || async {
+        let res = reqwest::get(usher.url("/host")).await.expect("send");
+        Seen(res.json::<Value>().await.expect("json")).one("host")
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(host_seen().await, Some(usher.addr.clone()), "Host preserved at first");
+
+    let rewritten = config(up.addr, "").replace(
+        &format!("url = \"http://{}\"\n", up.addr),
+        &format!("url = \"http://{}\"\npreserve_host = false\n", up.addr),
+    );
+    std::fs::write(&path, rewritten).expect("rewrite");
+    usher.signal("HUP");
+    wait_for_log(&usher, "configuration reloaded").await;
+    assert_eq!(host_seen().await, Some(up.addr.to_string()), "the reload applied");
+
+    std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:0\"\nbogus = true\n").expect("break");
+    usher.signal("HUP");
+    wait_for_log(&usher, "reload refused").await;
+    assert_eq!(
+        host_seen().await,
+        Some(up.addr.to_string()),
+        "still the last good config"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for w in workers {
+        let (ok, failed) = w.await.expect("worker");
+        assert!(failed.is_empty(), "requests failed during reloads: {failed:?}");
+        total += ok;
+    }
+    assert!(total > 50, "only {total} requests made under load");
+    assert!(
+        usher.log_text().contains("server.bogus"),
+        "the refused reload names the bad key"
+    );
+}
+
+async fn wait_for_log(usher: &Usher, needle: &str) {
+    for _ in 0..100 {
+        if usher.log_text().contains(needle) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{needle:?} never logged:\n{}", usher.log_text());
+}
+
+/// The Python interpreter of the test virtualenv (`scripts/test.sh` makes
+/// it, with prometheus-client installed).
+fn venv_python() -> std::path::PathBuf {
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} missing: run scripts/test.sh, which creates it",
+        python.display()
+    );
+    python
+}
+
+#[tokio::test]
+async fn admin_endpoints_and_metrics_parsed_by_a_real_parser() {
+    let up = spawn_echo_upstream().await;
+    let usher = Usher::start(&["run"], Some(&config(up.addr, "[admin]\nlisten = \"127.0.0.1:0\"\n")));
+    let admin = format!("http://{}", usher.admin.clone().expect("admin address"));
+    let c = reqwest::Client::new();
+    for _ in 0..3 {
+        assert_eq!(c.get(usher.url("/x")).send().await.expect("send").status(), 200);
+    }
+    c.get(usher.url("/x"))
+        .header("cookie", "usher_session=forged")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        c.get(format!("{admin}/healthz")).send().await.expect("send").status(),
+        200
+    );
+    assert_eq!(
+        c.get(format!("{admin}/readyz")).send().await.expect("send").status(),
+        200
+    );
+    let res = c.get(format!("{admin}/metrics")).send().await.expect("send");
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .expect("ct")
+            .starts_with("application/openmetrics-text")
+    );
+    let text = res.text().await.expect("text");
+    let script = "import sys, json\n\
+                  from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+                  out = {}\n\
+                  for fam in text_string_to_metric_families(sys.stdin.read()):\n\
+                  \x20   for s in fam.samples:\n\
+                  \x20       out[s.name + json.dumps(s.labels, sort_keys=True)] = s.value\n\
+                  print(json.dumps(out))\n";
+    let mut child = std::process::Command::new(venv_python())
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("parser");
+    assert!(
+        out.status.success(),
+        "the parser refused the text: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let samples: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let get = |k: &str| {
+        samples[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{k} missing in {samples}"))
+    };
+    assert!(get("usher_requests_total{\"class\": \"2xx\"}") >= 4.0);
+    assert_eq!(get("usher_session_rejections_total{\"reason\": \"malformed\"}"), 1.0);
+    assert_eq!(get("usher_logins_total{\"result\": \"failure\"}"), 0.0);
+    assert!(get("usher_upstream_duration_seconds_count{}") >= 4.0);
+    assert!(get("usher_open_connections{}") >= 0.0);
+    assert_eq!(get("usher_cookies_too_large_total{}"), 0.0);
+
+    let ok = std::process::Command::new(env!("CARGO_BIN_EXE_usher"))
+        .args(["healthcheck", "--url", &format!("{admin}/healthz")])
+        .status()
+        .expect("healthcheck");
+    assert_eq!(ok.code(), Some(0));
+    let down = std::process::Command::new(env!("CARGO_BIN_EXE_usher"))
+        .args(["healthcheck", "--url", "http://127.0.0.1:1/healthz"])
+        .status()
+        .expect("healthcheck");
+    assert_eq!(down.code(), Some(1));
+    drop(up);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        c.get(format!("{admin}/readyz")).send().await.expect("send").status(),
+        503,
+        "upstream gone"
+    );
+}
+
+#[tokio::test]
+async fn request_bodies_over_the_limit_are_refused() {
+    let up = spawn_echo_upstream().await;
+    let usher = Usher::start(
+        &["run"],
+        Some(&config(up.addr, "").replace("[upstream]", "max_body_bytes = 1000\n[upstream]")),
+    );
+    let c = reqwest::Client::new();
+    assert_eq!(
+        c.post(usher.url("/up"))
+            .body(vec![b'a'; 1000])
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+    assert_eq!(
+        c.post(usher.url("/up"))
+            .body(vec![b'a'; 1001])
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        413
+    );
+    let chunks = futures_util::stream::iter((0..20).map(|_| Ok::<_, std::io::Error>(vec![b'a'; 100])));
+    let res = c
+        .post(usher.url("/up"))
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await;
+    let status = res.map(|r| r.status().as_u16()).unwrap_or(0);
+    assert!(
+        status == 413 || status == 0,
+        "a streamed body over the limit got {status}"
+    );
+}
+
+#[tokio::test]
+async fn logs_of_a_whole_journey_hold_no_secret_or_cookie() {
+    let up = spawn_echo_upstream().await;
+    let hash = usher::auth::users::hash_password("p4ssw0rd-in-logs?").expect("hash");
+    let extra = format!(
+        "[log]\nformat = \"json\"\n[[users]]\nname = \"alice\"\npassword_hash = \"{hash}\"\n\
+         [session.upstream]\nwritable = [\"cart\"]\n"
+    );
+    let usher = Usher::start_with_env(&["run"], Some(&config(up.addr, &extra)), &[("RUST_LOG", "debug")]);
+    let c = jar();
+    let page = c
+        .get(usher.url("/.usher/login"))
+        .header(ACCEPT, "text/html")
+        .send()
+        .await
+        .expect("page");
+    let csrf_cookie: Vec<String> = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_string())
+        .collect();
+    let csrf = csrf_of(&page.text().await.expect("html"));
+    let form = [
+        ("username", "alice"),
+        ("password", "p4ssw0rd-in-logs?"),
+        ("csrf", csrf.as_str()),
+        ("rd", "/"),
+    ];
+    let res = c
+        .post(usher.url("/.usher/login"))
+        .form(&form)
+        .send()
+        .await
+        .expect("login");
+    let session_cookie = res.headers()["set-cookie"].to_str().expect("ascii").to_string();
+    let q = crate::support::write_query(r#"{"cart":{"apple":1}}"#);
+    let res = c.get(usher.url(&format!("/w?{q}"))).send().await.expect("write");
+    let written = res.headers()["set-cookie"].to_str().expect("ascii").to_string();
+    c.get(usher.url("/private"))
+        .header("cookie", "usher_session=tampered.value")
+        .send()
+        .await
+        .expect("bad");
+    c.post(usher.url("/.usher/logout")).send().await.expect("logout");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let log = usher.log_text();
+    assert!(
+        log.contains("\"user\":\"alice\""),
+        "the access line names the user:\n{log}"
+    );
+    let value_of = |set_cookie: &str| {
+        set_cookie
+            .split(';')
+            .next()
+            .and_then(|p| p.split_once('='))
+            .map(|(_, v)| v.to_string())
+    };
+    let mut secrets = vec![TEST_KEY.to_string(), "p4ssw0rd-in-logs?".to_string(), csrf.clone()];
+    secrets.extend([&session_cookie, &written].iter().filter_map(|c| value_of(c)));
+    secrets.extend(csrf_cookie.iter().filter_map(|c| value_of(c)));
+    secrets.push(hash.split('$').next_back().expect("hash tail").to_string());
+    for secret in secrets.iter().filter(|s| s.len() > 8) {
+        assert!(
+            !log.contains(secret.as_str()),
+            "the log holds a secret or cookie value ({}…)",
+            &secret[..8]
+        );
+    }
+    for line in log.lines().filter(|l| l.starts_with('{')) {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    }
+}

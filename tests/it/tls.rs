@@ -1,0 +1,201 @@
+//! HTTPS with certificates made at test time (rcgen): HTTP/1.1 and HTTP/2
+//! over TLS to usher, and usher to an https upstream trusted through a
+//! custom CA file.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+use crate::support::{Seen, spawn_echo_upstream, spawn_proxy};
+
+/// A CA and a `localhost` / `127.0.0.1` certificate it signed, as PEM files.
+pub struct Pki {
+    pub dir: PathBuf,
+    pub ca_pem: String,
+}
+
+impl Pki {
+    pub fn new(tag: &str) -> Pki {
+        let dir = std::env::temp_dir().join(format!("usher-pki-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let ca_key = KeyPair::generate().expect("ca key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).expect("ca");
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().expect("key");
+        let params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("params");
+        let cert = params.signed_by(&key, &issuer).expect("cert");
+        std::fs::write(dir.join("cert.pem"), cert.pem()).expect("write");
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).expect("write");
+        std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write");
+        Pki { dir, ca_pem: ca.pem() }
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+}
+
+/// A TLS client trusting only `ca_pem`; `h2` selects HTTP/2 via ALPN.
+fn tls_client(
+    ca_pem: &str,
+    h2: bool,
+) -> Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, Empty<Bytes>> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.expect("pem")).expect("root");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(usher::tls::provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only();
+    let connector = if h2 {
+        builder.enable_http2().build()
+    } else {
+        builder.enable_http1().build()
+    };
+    let mut client = Client::builder(TokioExecutor::new());
+    if h2 {
+        client.http2_only(true);
+    }
+    client.build(connector)
+}
+
+async fn get_json(
+    client: &Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, Empty<Bytes>>,
+    url: &str,
+) -> (http::Version, Value) {
+    let res = client.get(url.parse().expect("url")).await.expect("request");
+    assert_eq!(res.status(), 200);
+    let version = res.version();
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    (version, serde_json::from_slice(&body).expect("json"))
+}
+
+#[tokio::test]
+async fn http1_and_http2_over_tls() {
+    let pki = Pki::new("server");
+    let up = spawn_echo_upstream().await;
+    let tls = format!(
+        "[server]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        pki.path("cert.pem"),
+        pki.path("key.pem")
+    );
+    let proxy = spawn_proxy(up.addr, &tls).await;
+    let url = format!("https://localhost:{}/secure", proxy.addr.port());
+    for h2 in [false, true] {
+        let (version, doc) = get_json(&tls_client(&pki.ca_pem, h2), &url).await;
+        assert_eq!(
+            version,
+            if h2 {
+                http::Version::HTTP_2
+            } else {
+                http::Version::HTTP_11
+            }
+        );
+        let seen = Seen(doc);
+        assert_eq!(seen.one("x-forwarded-proto").as_deref(), Some("https"), "h2={h2}");
+        assert_eq!(seen.uri(), "/secure");
+    }
+    proxy.stop().await;
+}
+
+/// The echo upstream behind a TLS listener using `pki`'s certificate.
+async fn tls_upstream(pki: &Pki) -> (std::net::SocketAddr, crate::support::Upstream) {
+    let plain = spawn_echo_upstream().await;
+    let config = usher::tls::server_config(Path::new(&pki.path("cert.pem")), Path::new(&pki.path("key.pem")))
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let target = plain.addr;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // Terminate TLS, then splice to the plain echo upstream.
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let Ok(mut inner) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut inner).await;
+            });
+        }
+    });
+    (addr, plain)
+}
+
+#[tokio::test]
+async fn https_upstream_trusted_through_a_ca_file() {
+    let pki = Pki::new("upstream");
+    let (addr, _plain) = tls_upstream(&pki).await;
+    let url = format!("https://localhost:{}", addr.port());
+    let proxy = crate::support::spawn_proxy_toml(&format!(
+        "[upstream]\nurl = \"{url}\"\nca_file = \"{}\"\npreserve_host = false\n{}[access]\ndefault = \"anyone\"\n",
+        pki.path("ca.pem"),
+        crate::support::session_toml("")
+    ))
+    .await;
+    let res = crate::support::client()
+        .get(proxy.url("/over-tls"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 200);
+    assert_eq!(Seen(res.json().await.expect("json")).uri(), "/over-tls");
+    proxy.stop().await;
+
+    // Without the CA file the upstream's certificate is not trusted: 502.
+    let untrusted = crate::support::spawn_proxy_toml(&format!(
+        "[upstream]\nurl = \"{url}\"\n{}[access]\ndefault = \"anyone\"\n",
+        crate::support::session_toml("")
+    ))
+    .await;
+    let res = crate::support::client()
+        .get(untrusted.url("/"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 502);
+    untrusted.stop().await;
+}
+
+#[test]
+fn check_refuses_unreadable_or_mismatched_tls_files() {
+    let pki = Pki::new("check");
+    let other = Pki::new("check-other");
+    let dir = std::env::temp_dir().join(format!("usher-tlscheck-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    for (cert, key, why) in [
+        (pki.path("cert.pem"), "/nonexistent/key.pem".to_string(), "key.pem"),
+        (pki.path("cert.pem"), other.path("key.pem"), "cannot be used together"),
+    ] {
+        let path = dir.join("usher.toml");
+        std::fs::write(&path, format!("[server]\ntls_cert = \"{cert}\"\ntls_key = \"{key}\"\n")).expect("write");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_usher"))
+            .args(["check", "-c"])
+            .arg(&path)
+            .env("USHER_SECRET_KEYS", crate::support::TEST_KEY)
+            .output()
+            .expect("run");
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{text}");
+        assert!(text.contains(why), "{text}");
+        assert!(!text.contains("PRIVATE KEY"), "key material echoed: {text}");
+    }
+}
