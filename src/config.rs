@@ -21,6 +21,7 @@ use ipnet::IpNet;
 use crate::access::Policy;
 use crate::auth::users::Users;
 use crate::redirect::AllowedHosts;
+use crate::session::format::Format;
 use crate::session::{CookieAttrs, Keys};
 
 pub use duration::{format_duration, parse_duration};
@@ -69,6 +70,8 @@ pub struct Session {
     pub cross_site_guard: bool,
     /// The sign-in form's CSRF cookie (`<cookie_name>_csrf`, SameSite=Strict).
     pub csrf_cookie: CookieAttrs,
+    /// The cookie's wire format.
+    pub format: Format,
 }
 
 /// `[forward_auth]`

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::config::{self, format_duration};
 use crate::session::codec::DEFAULT_MAX_VALUE_LEN;
-use crate::session::{self, Limits, Rejected};
+use crate::session::{Limits, Rejected};
 
 /// Seal `json` (a JSON object) as a session issued at `now`, adding
 /// `auth_time` when absent; the cookie value, or why the input is refused.
@@ -17,7 +17,7 @@ pub fn encode(cfg: &config::Session, json: &str, now: u64) -> Result<String, Str
     payload
         .entry(crate::session::codec::AUTH_TIME_FIELD)
         .or_insert(now.into());
-    Ok(session::seal(cfg.cookie.name(), &payload, now, cfg.keys.signing()))
+    Ok(cfg.format.seal(cfg.cookie.name(), &payload, now, &cfg.keys))
 }
 
 /// What `decode` found.
@@ -42,7 +42,7 @@ pub fn decode(cfg: &config::Session, cookie: &str, now: u64) -> Decoded {
         max_lifetime: cfg.max_lifetime.map(|d| d.as_secs()),
         max_value_len: DEFAULT_MAX_VALUE_LEN,
     };
-    match session::open(name, value, &cfg.keys, now, &limits) {
+    match cfg.format.open(name, value, &cfg.keys, now, &limits) {
         Err(reason) => Decoded::Rejected(reason),
         Ok(opened) => {
             let age = now.saturating_sub(opened.issued_at);
@@ -78,7 +78,7 @@ mod tests {
     fn explains_valid_and_rejected_cookies() {
         let c = config();
         let payload = json!({"user": "alice"});
-        let value = session::seal(
+        let value = crate::session::seal(
             "usher_session",
             payload.as_object().expect("map"),
             1000,

@@ -168,7 +168,10 @@ impl Service {
             };
             return Ok(self.auth.handle(Request::from_parts(parts, body), endpoint, cx).await);
         }
-        cookie::strip(&mut parts.headers, session.cookie.name());
+        // usher's own cookie never reaches the app; an app-format cookie does.
+        if !session.format.shared_with_app() {
+            cookie::strip(&mut parts.headers, session.cookie.name());
+        }
         // 4. decide: the cross-site guard, then the access rules.
         let denied = if cross_site && found.present() {
             Some(decide::cross_site(html))

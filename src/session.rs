@@ -12,6 +12,7 @@
 pub mod codec;
 pub mod compat;
 pub mod cookie;
+pub mod format;
 pub mod key;
 pub mod patch;
 

@@ -45,7 +45,7 @@ pub fn read(headers: &HeaderMap, cfg: &config::Session, now: u64, metrics: &Metr
         max_value_len: DEFAULT_MAX_VALUE_LEN,
     };
     let name = cfg.cookie.name();
-    let opened = cookie::find(headers, name).and_then(|value| session::open(name, value, &cfg.keys, now, &limits));
+    let opened = cookie::find(headers, name).and_then(|value| cfg.format.open(name, value, &cfg.keys, now, &limits));
     match opened {
         Ok(o) => Found {
             refresh: o.stale_key || session::needs_refresh(o.issued_at, now, limits.max_age),
@@ -129,7 +129,7 @@ fn take_patch(res: &mut HeaderMap, name: &HeaderName) -> Option<Vec<u8>> {
 
 /// Seal `session` now and append its `Set-Cookie`, unless too large.
 pub fn set(res: &mut HeaderMap, session: &Map<String, Value>, cfg: &config::Session, now: u64, metrics: &Metrics) {
-    let value = session::seal(cfg.cookie.name(), session, now, cfg.keys.signing());
+    let value = cfg.format.seal(cfg.cookie.name(), session, now, &cfg.keys);
     match cookie::set_cookie(&cfg.cookie, &value) {
         Ok(v) => {
             res.append(header::SET_COOKIE, v);

@@ -15,6 +15,7 @@ use crate::config::raw::{RawSession, RawSessionWrites};
 use crate::config::{Environment, Forward, Session, Writable, Writes};
 use crate::hop::fold;
 use crate::session::codec::AUTH_TIME_FIELD;
+use crate::session::format::Format;
 use crate::session::key::{MIN_KEY_LEN, parse_key_env, parse_key_list};
 use crate::session::{AttrError, CookieAttrs, Keys, SameSite};
 
@@ -49,7 +50,8 @@ pub(super) fn session(
     p: &mut Problems,
     warnings: &mut Vec<String>,
 ) -> Option<Session> {
-    let keys = keys(raw, env, p, warnings);
+    let format = format(raw.format.as_deref(), p);
+    let keys = keys(raw, env, format.unwrap_or(Format::Usher), p, warnings);
     let max_age = p.check(
         "session.max_age",
         raw.max_age.as_deref(),
@@ -68,7 +70,6 @@ pub(super) fn session(
             }
         },
     );
-    format(raw.format.as_deref(), p);
     if raw.cross_site_guard == Some(false) {
         warnings.push(
             "session.cross_site_guard = false: other sites can make a signed-in browser send state-changing \
@@ -76,7 +77,7 @@ pub(super) fn session(
                 .into(),
         );
     }
-    let cookie = cookie(raw, max_age, p, warnings);
+    let cookie = cookie(raw, format.unwrap_or(Format::Usher), max_age, p, warnings);
     let csrf_cookie = cookie.as_ref().and_then(|c| csrf_cookie(c, p));
     let forward = forward(raw.forward.as_ref(), p);
     let writes = raw
@@ -93,6 +94,7 @@ pub(super) fn session(
         writes,
         cross_site_guard: raw.cross_site_guard.unwrap_or(true),
         csrf_cookie: csrf_cookie?,
+        format: format?,
     })
 }
 
@@ -111,7 +113,13 @@ fn csrf_cookie(session: &CookieAttrs, p: &mut Problems) -> Option<CookieAttrs> {
     attrs.map_err(|e| p.push("session.cookie_name", e.to_string())).ok()
 }
 
-fn keys(raw: &RawSession, env: &Environment<'_>, p: &mut Problems, warnings: &mut Vec<String>) -> Option<Keys> {
+fn keys(
+    raw: &RawSession,
+    env: &Environment<'_>,
+    format: Format,
+    p: &mut Problems,
+    warnings: &mut Vec<String>,
+) -> Option<Keys> {
     let (key, bytes) = if let Some(text) = env.secret_keys.as_deref().filter(|t| !t.trim().is_empty()) {
         ("USHER_SECRET_KEYS", parse_key_env(text))
     } else if let Some(path) = &raw.secret_keys_file {
@@ -148,7 +156,17 @@ fn keys(raw: &RawSession, env: &Environment<'_>, p: &mut Problems, warnings: &mu
         );
         return None;
     };
-    match Keys::from_bytes(bytes, MIN_KEY_LEN) {
+    // An app's existing key is taken as it is (refusing it would block the
+    // migration the format exists for), with a warning when short.
+    let min = if format.shared_with_app() { 0 } else { MIN_KEY_LEN };
+    if format.shared_with_app() && bytes.iter().any(|k| k.len() < MIN_KEY_LEN) {
+        warnings.push(format!(
+            "{key}: a key shorter than {MIN_KEY_LEN} bytes is accepted for the {} format because the app already \
+             uses it; rotate to a longer one (`usher gen-secret`) when you can",
+            format.as_str()
+        ));
+    }
+    match Keys::from_bytes(bytes, min) {
         Ok(keys) => Some(keys),
         Err(errors) => {
             let reasons: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -158,25 +176,24 @@ fn keys(raw: &RawSession, env: &Environment<'_>, p: &mut Problems, warnings: &mu
     }
 }
 
-fn format(raw: Option<&str>, p: &mut Problems) {
+fn format(raw: Option<&str>, p: &mut Problems) -> Option<Format> {
     match raw.unwrap_or("usher") {
-        "usher" => {}
-        "starlette" | "flask" => p.push(
-            "session.format",
-            format!(
-                "{:?} cookies are not supported by this build yet; use \"usher\"",
-                raw.unwrap_or("")
-            ),
-        ),
-        other => p.push(
-            "session.format",
-            format!("expected one of usher, starlette, flask, got {other:?}"),
-        ),
+        "usher" => Some(Format::Usher),
+        "starlette" => Some(Format::Starlette),
+        "flask" => Some(Format::Flask),
+        other => {
+            p.push(
+                "session.format",
+                format!("expected one of usher, starlette, flask, got {other:?}"),
+            );
+            None
+        }
     }
 }
 
 fn cookie(
     raw: &RawSession,
+    format: Format,
     max_age: Option<Duration>,
     p: &mut Problems,
     warnings: &mut Vec<String>,
@@ -200,7 +217,13 @@ fn cookie(
                 .into(),
         );
     }
-    let name = raw.cookie_name.as_deref().unwrap_or("usher_session");
+    // The frameworks both call their cookie "session".
+    let default_name = if format.shared_with_app() {
+        "session"
+    } else {
+        "usher_session"
+    };
+    let name = raw.cookie_name.as_deref().unwrap_or(default_name);
     let path = raw.path.as_deref().unwrap_or("/");
     let max_age_secs = max_age?.as_secs();
     match CookieAttrs::new(

@@ -305,3 +305,26 @@ fn weak_cookie_settings_warn_or_fail() {
     let c = from_toml_str(&format!("[session]\n{key}\nmax_lifetime = \"off\"\n"), &env).expect("valid");
     assert_eq!(c.session.max_lifetime, None);
 }
+
+#[test]
+fn app_formats_take_the_apps_short_key_with_a_warning() {
+    let c = from_toml_str(
+        "[session]\nformat = \"starlette\"\nsecret_keys = [\"dev-secret\"]\n",
+        &Environment::none(),
+    )
+    .expect("a short Starlette key is accepted");
+    assert_eq!(c.session.cookie.name(), "session");
+    assert!(
+        c.warnings.iter().any(|w| w.contains("shorter than 32")),
+        "{:?}",
+        c.warnings
+    );
+    let p = session_problems("[session]\nsecret_keys = [\"dev-secret\"]\n", &Environment::none());
+    assert_eq!(p[0].key, "session.secret_keys", "usher's own format still refuses it");
+    let c = from_toml_str(
+        "[session]\nformat = \"flask\"\ncookie_name = \"sid\"\nsecret_keys = [\"k\"]\n",
+        &Environment::none(),
+    )
+    .expect("flask");
+    assert_eq!(c.session.cookie.name(), "sid");
+}
