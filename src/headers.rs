@@ -7,6 +7,8 @@
 //! usher's own values added. A client can therefore never supply a value
 //! that the backend would take for one of usher's.
 
+use std::borrow::Cow;
+
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde_json::{Map, Value};
@@ -87,7 +89,9 @@ impl HeaderPlan {
 pub fn header_value(value: &Value) -> Option<HeaderValue> {
     let text = match value {
         Value::Null => return None,
-        Value::String(s) => utf8_percent_encode(s, VALUE).to_string(),
+        // The common case, a plain string, is copied once: straight into the
+        // header value when nothing needs escaping.
+        Value::String(s) => return HeaderValue::from_str(&Cow::from(utf8_percent_encode(s, VALUE))).ok(),
         Value::Array(items) => {
             let parts: Vec<String> = items.iter().filter_map(list_element).collect();
             parts.join(",")

@@ -119,7 +119,12 @@ fn remove_forwarding(headers: &mut HeaderMap, trusted: bool) {
         .filter(|name| {
             let n = name.as_str();
             let folded = n.contains(['_', '.']);
-            let forwarding = is_forwarding(&fold(n));
+            // Fold only the rare names that need it: no allocation per header.
+            let forwarding = if folded {
+                is_forwarding(&fold(n))
+            } else {
+                is_forwarding(n)
+            };
             forwarding && (folded || !trusted)
         })
         .cloned()

@@ -91,9 +91,14 @@ impl Service {
     pub async fn handle(&self, req: Request<Incoming>, conn: Connection) -> Response<Body> {
         let started = Instant::now();
         let html = respond::wants_html(req.method(), req.headers());
-        let method = req.method().clone();
-        let path = req.uri().path().to_owned();
-        let mut trace = Trace::default();
+        let mut trace = Trace {
+            enabled: tracing::enabled!(target: "usher::access", Level::INFO),
+            ..Trace::default()
+        };
+        // Copied for the access line only when it will be written.
+        let request_line = trace
+            .enabled
+            .then(|| (req.method().clone(), req.uri().path().to_owned()));
         let res = match self.pipeline(req, conn, html, &mut trace).await {
             Ok(res) => res,
             Err(e) => error_response(&e, html),
@@ -103,6 +108,7 @@ impl Service {
         if let Some(up) = trace.upstream {
             self.metrics.upstream(up);
         }
+        let Some((method, path)) = request_line else { return res };
         event!(
             target: "usher::access",
             Level::INFO,
@@ -142,11 +148,13 @@ impl Service {
         let now = unix_now();
         let session = &self.config.session;
         let found = carrier::read(&parts.headers, session, now, &self.metrics);
-        trace.user = found
-            .session
-            .as_ref()
-            .and_then(decide::identity)
-            .map(|who| who.user().to_string());
+        if trace.enabled {
+            trace.user = found
+                .session
+                .as_ref()
+                .and_then(decide::identity)
+                .map(|who| who.user().to_string());
+        }
         let cross_site = session.cross_site_guard
             && guard::is_unsafe(&parts.method)
             && guard::is_cross_site(&parts.headers, host.as_ref().and_then(|h| h.to_str().ok()));
@@ -302,6 +310,8 @@ fn error_response(e: &RequestError, html: bool) -> Response<Body> {
 /// What the access log line reports beyond the request and status.
 #[derive(Debug, Default)]
 struct Trace {
+    /// Whether the access line will be written (else nothing is copied for it).
+    enabled: bool,
     /// The signed-in user, if any.
     user: Option<String>,
     /// How long the upstream took to send its response head.
