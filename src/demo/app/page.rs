@@ -4,6 +4,8 @@
 
 use http::StatusCode;
 
+pub(super) use crate::respond::escape;
+
 use super::PRODUCTS;
 use super::context::{Context, Theme};
 
@@ -40,22 +42,6 @@ pub(super) fn error(ctx: &Context, status: StatusCode, message: &str) -> String 
         escape(message),
     );
     layout(&title, ctx.theme(), &body)
-}
-
-/// Escape `s` for HTML text and quoted attribute values.
-pub(super) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 const EXPLANATION: &str = "<h2>What usher did</h2>\
