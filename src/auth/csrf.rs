@@ -7,10 +7,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::session::Keys;
+use crate::session::{Key, Keys};
 
 /// How long a login form stays valid, in seconds.
 pub const TOKEN_LIFETIME: u64 = 3600;
@@ -24,7 +24,7 @@ pub fn cookie_value(now: u64, nonce: &str) -> String {
 
 /// The form field matching `cookie`, under the signing key.
 pub fn token(keys: &Keys, cookie: &str) -> String {
-    URL_SAFE_NO_PAD.encode(mac(keys.signing().as_bytes(), cookie).finalize().into_bytes())
+    URL_SAFE_NO_PAD.encode(mac(keys.signing(), cookie).finalize().into_bytes())
 }
 
 /// Whether `cookie` is recent (not from the future) and `token` is its MAC
@@ -43,7 +43,7 @@ pub fn verify(keys: &Keys, cookie: &str, token: &str, now: u64) -> bool {
         return false;
     };
     keys.iter().fold(false, |ok, key| {
-        mac(key.as_bytes(), cookie).verify_slice(&tag).is_ok() | ok
+        mac(key, cookie).verify_slice(&tag).is_ok() | ok
     })
 }
 
@@ -55,9 +55,8 @@ pub fn is_fresh(cookie: &str, now: u64) -> bool {
         .is_some_and(|t| t <= now && now - t < TOKEN_LIFETIME / 2)
 }
 
-fn mac(key: &[u8], cookie: &str) -> Hmac<Sha256> {
-    // HMAC accepts keys of any length.
-    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("hmac takes any key length");
+fn mac(key: &Key, cookie: &str) -> Hmac<Sha256> {
+    let mut m = key.hmac();
     m.update(LABEL);
     m.update(cookie.as_bytes());
     m

@@ -11,9 +11,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::Mac;
 use serde_json::{Map, Value};
-use sha2::Sha256;
 use subtle::{Choice, ConstantTimeEq};
 
 use super::key::{Key, Keys};
@@ -40,7 +39,6 @@ const CONTEXT: &[u8] = b"usher-session";
 /// HMAC-SHA256 output length in bytes.
 const TAG_LEN: usize = 32;
 
-type HmacSha256 = Hmac<Sha256>;
 
 /// Bounds applied by [`open`]; all durations are in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,9 +219,7 @@ fn mac_input(name: &str, issued_at: u64, json: &[u8]) -> Vec<u8> {
 }
 
 fn tag(key: &Key, input: &[u8]) -> [u8; TAG_LEN] {
-    // HMAC accepts keys of any length: hmac's `new_from_slice` always returns
-    // `Ok` (longer keys are hashed, shorter ones padded).
-    let mut mac = HmacSha256::new_from_slice(key.as_bytes()).expect("HMAC takes any key length");
+    let mut mac = key.hmac();
     mac.update(input);
     mac.finalize().into_bytes().into()
 }

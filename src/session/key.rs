@@ -11,6 +11,8 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, KeyInit};
+use sha2::Sha256;
 
 /// Minimum key length, in bytes, for the `usher` cookie format.
 pub const MIN_KEY_LEN: usize = 32;
@@ -26,6 +28,9 @@ const GENERATED_KEY_BYTES: usize = 32;
 #[derive(Clone)]
 pub struct Key {
     bytes: Vec<u8>,
+    /// HMAC-SHA256 with this key already absorbed (the inner and outer
+    /// pads), cloned per use instead of keyed again on every request.
+    hmac: Hmac<Sha256>,
 }
 
 /// The configured keys in rotation order: the first signs, all verify.
@@ -72,6 +77,11 @@ impl Key {
         Key::at(1, bytes, min_len)
     }
 
+    /// An HMAC-SHA256 instance keyed with this key, ready for `update`.
+    pub fn hmac(&self) -> Hmac<Sha256> {
+        self.hmac.clone()
+    }
+
     /// The key material, for keying a MAC. Do not log or compare it.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
@@ -86,7 +96,9 @@ impl Key {
                 min,
             });
         }
-        Ok(Key { bytes })
+        // HMAC accepts keys of any length (longer are hashed, shorter padded).
+        let hmac = <Hmac<Sha256> as KeyInit>::new_from_slice(&bytes).expect("HMAC takes any key length");
+        Ok(Key { bytes, hmac })
     }
 }
 
