@@ -18,11 +18,13 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
 fi
 
 # Python peers, in a virtualenv under target/ (idempotent):
-#   prometheus-client  a real OpenMetrics parser for /metrics
+#   prometheus-client          a real OpenMetrics parser for /metrics
+#   fastapi uvicorn itsdangerous  a real FastAPI app with SessionMiddleware
+#   flask                      a real Flask app with its signed session
 venv=target/test-venv
-if ! "$venv/bin/python" -c 'import prometheus_client' >/dev/null 2>&1; then
+if ! "$venv/bin/python" -c 'import prometheus_client, fastapi, uvicorn, flask, itsdangerous' >/dev/null 2>&1; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q prometheus-client
+    "$venv/bin/pip" install -q prometheus-client fastapi uvicorn flask itsdangerous
 fi
 
 cargo test --all-targets --locked

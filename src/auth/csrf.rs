@@ -42,9 +42,8 @@ pub fn verify(keys: &Keys, cookie: &str, token: &str, now: u64) -> bool {
     let Ok(tag) = URL_SAFE_NO_PAD.decode(token) else {
         return false;
     };
-    keys.iter().fold(false, |ok, key| {
-        mac(key, cookie).verify_slice(&tag).is_ok() | ok
-    })
+    keys.iter()
+        .fold(false, |ok, key| mac(key, cookie).verify_slice(&tag).is_ok() | ok)
 }
 
 /// Whether a form cookie is still fresh enough to reuse on a new page.

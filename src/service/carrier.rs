@@ -26,6 +26,8 @@ pub struct Found {
     refresh: bool,
     /// A cookie was sent but rejected: clear it on the response.
     clear: bool,
+    /// A session cookie was sent, readable or not.
+    sent: bool,
     /// When the verified session was issued (0 without one).
     pub issued_at: u64,
 }
@@ -33,7 +35,7 @@ pub struct Found {
 impl Found {
     /// Whether the request carried the session cookie at all (valid or not).
     pub fn present(&self) -> bool {
-        self.session.is_some() || self.clear
+        self.session.is_some() || self.sent
     }
 }
 
@@ -51,14 +53,21 @@ pub fn read(headers: &HeaderMap, cfg: &config::Session, now: u64, metrics: &Metr
             refresh: o.stale_key || session::needs_refresh(o.issued_at, now, limits.max_age),
             session: Some(o.payload),
             clear: false,
+            sent: true,
             issued_at: o.issued_at,
         },
         Err(Rejected::Missing) => Found::default(),
         Err(reason) => {
             debug!(reason = reason.as_str(), "session cookie rejected");
             metrics.session_rejected(reason);
+            // An app-format cookie belongs to the app too: one usher cannot
+            // read (a Flask session holding bytes, a key only the app has)
+            // may still be the app's valid session, so it is left alone,
+            // except past max_lifetime, which usher enforces.
+            let clear = !cfg.format.shared_with_app() || reason == Rejected::LifetimeExceeded;
             Found {
-                clear: true,
+                clear,
+                sent: true,
                 ..Found::default()
             }
         }

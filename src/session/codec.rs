@@ -39,7 +39,6 @@ const CONTEXT: &[u8] = b"usher-session";
 /// HMAC-SHA256 output length in bytes.
 const TAG_LEN: usize = 32;
 
-
 /// Bounds applied by [`open`]; all durations are in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -281,12 +280,18 @@ fn check_times(issued_at: u64, payload: &Map<String, Value>, now: u64, limits: &
     if now.saturating_sub(issued_at) > limits.max_age {
         return Err(Rejected::Expired);
     }
+    check_lifetime(payload, now, limits)
+}
+
+/// `max_lifetime`, measured from the payload's `auth_time` when present
+/// (shared with the app formats, whose own signatures know nothing of it).
+pub(crate) fn check_lifetime(payload: &Map<String, Value>, now: u64, limits: &Limits) -> Result<(), Rejected> {
     let (Some(max_lifetime), Some(auth_time)) = (limits.max_lifetime, payload.get(AUTH_TIME_FIELD)) else {
         return Ok(());
     };
     // Fail closed: a lifetime that cannot be measured is not unlimited.
     let auth_time = auth_time.as_u64().ok_or(Rejected::Malformed)?;
-    if auth_time > latest {
+    if auth_time > now.saturating_add(MAX_FUTURE_SKEW) {
         return Err(Rejected::Future);
     }
     if now.saturating_sub(auth_time) > max_lifetime {

@@ -52,6 +52,7 @@ impl Format {
         }
         let secrets: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
         let payload = compat(value, &secrets, now, Some(limits.max_age)).map_err(rejected)?;
+        codec::check_lifetime(&payload, now, limits)?;
         // The frameworks keep their own issue times; usher does not refresh
         // these cookies on its own, so the time it sees is "now".
         Ok(Opened {

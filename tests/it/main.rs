@@ -9,6 +9,7 @@ mod demo; // `usher demo` end to end: sign-in, cart, preferences, login page
 mod forward_auth; // /.usher/auth decisions in-process, absolute rd allow-list
 mod forwarding; // what the upstream sees: methods, bodies, hosts, X-Forwarded-*
 mod login; // sign-in journeys, brute-force limits, htpasswd, cross-site guard
+mod migrate; // real FastAPI and Flask apps behind usher share their session cookie
 mod ops; // the real binary: SIGTERM drain, SIGHUP reload, admin, metrics, logs
 mod session; // cookie-jar journeys: backend writes, carts, sign-out, bad cookies
 mod spoof; // the strip-then-inject matrix: no client value ever reaches the upstream
