@@ -156,3 +156,19 @@ async fn absolute_rd_only_for_allowed_hosts() {
     }
     proxy.stop().await;
 }
+
+/// Regression: a client-added `X-Original-URI` beside the front proxy's
+/// `X-Original-URL` must not choose the path that is decided.
+#[tokio::test]
+async fn a_target_named_twice_is_refused() {
+    let (proxy, _up) = proxy("").await;
+    let res = jar()
+        .get(proxy.url("/.usher/auth"))
+        .header("x-original-url", "https://app.example.com/admin/x")
+        .header("x-original-uri", "/public/x")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 400);
+    proxy.stop().await;
+}
