@@ -109,7 +109,7 @@ fn encode(path: &Path, json: &str) -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    match inspect::encode(&config.session, json, unix_now()) {
+    match inspect::encode(&config.session, json, usher::service::unix_now()) {
         Ok(value) => {
             println!("{value}");
             ExitCode::SUCCESS
@@ -121,18 +121,12 @@ fn encode(path: &Path, json: &str) -> ExitCode {
     }
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 fn decode(path: &Path, cookie: &str) -> ExitCode {
     let config = match load(path) {
         Ok(config) => config,
         Err(code) => return code,
     };
-    match inspect::decode(&config.session, cookie, unix_now()) {
+    match inspect::decode(&config.session, cookie, usher::service::unix_now()) {
         Decoded::Valid(report) => {
             print!("{report}");
             ExitCode::SUCCESS

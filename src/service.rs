@@ -318,9 +318,10 @@ struct Trace {
     upstream: Option<Duration>,
 }
 
-/// Seconds since the Unix epoch: the one place the request path reads the
-/// clock; everything below takes `now` as a value.
-fn unix_now() -> u64 {
+/// Seconds since the Unix epoch: the one place usher reads the wall clock
+/// (the request path and the `session` commands); everything else takes
+/// `now` as a value.
+pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
