@@ -349,41 +349,57 @@ def one_run(env, cfg, body, duration, quiet=0.0, threshold=DEFAULT_MAX_FOREIGN, 
 # ---------------------------------------------------------- idle conns ---
 
 def idle_memory(env, cfg, n, recheck, settle):
+    """Open n idle clients, then n more. The first batch gives RSS growth per
+    connection (what the clients cost, transient buffers and upstream pool
+    growth included); the second, opened on top, gives the marginal cost of
+    one more idle connection once those one-off costs are paid."""
     group = env["proxy"][cfg]
     port = env["ports"][cfg]
     headers = [env["cookie_header"]] if cfg == "c" else []
-    time.sleep(settle)
-    rss0 = group.main_rss_kb()
-    tcp0 = sockstat_tcp_mem()
-    client = subprocess.Popen(
-        ["taskset", "-c", CLIENT_CPU, sys.executable, str(HERE / "idle_clients.py"),
-         "127.0.0.1", str(port), "/data/100B", str(n)] + headers,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
+
+    def open_batch():
+        client = subprocess.Popen(
+            ["taskset", "-c", CLIENT_CPU, sys.executable, str(HERE / "idle_clients.py"),
+             "127.0.0.1", str(port), "/data/100B", str(n)] + headers,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        clients.append(client)
         line = client.stdout.readline().split()
         if not line or line[0] != "ready":
             raise SystemExit(f"idle client for {cfg} failed: {line}")
-        opened, failed = int(line[1]), int(line[2])
         time.sleep(settle)  # let the server settle
+        return client, int(line[1]), int(line[2])
+
+    clients = []
+    time.sleep(settle)
+    rss0 = group.main_rss_kb()
+    tcp0 = sockstat_tcp_mem()
+    try:
+        first, opened, failed = open_batch()
         rss1 = group.main_rss_kb()
         tcp1 = sockstat_tcp_mem()
+        _, opened2, failed2 = open_batch()
+        rss2 = group.main_rss_kb()
         out = {
-            "config": cfg, "clients": n, "opened": opened, "failed": failed,
-            "rss_before_kb": rss0, "rss_after_kb": rss1,
+            "config": cfg, "clients": n, "opened": opened, "failed": failed + failed2,
+            "rss_before_kb": rss0, "rss_after_kb": rss1, "rss_second_kb": rss2, "opened_second": opened2,
             "bytes_per_conn": (rss1 - rss0) * 1024 / max(opened, 1),
+            "marginal_bytes_per_conn": (rss2 - rss1) * 1024 / max(opened2, 1),
             "kernel_tcp_mem_pages_delta": tcp1 - tcp0,
         }
         if recheck:
             time.sleep(recheck)
-            client.stdin.write("count\n")
+            first.stdin.write("count\n")
+            first.stdin.flush()
+            out[f"still_open_after_{recheck}s"] = int(first.stdout.readline().split()[1])
+        for client in clients:
+            client.stdin.write("close\n")
             client.stdin.flush()
-            out[f"still_open_after_{recheck}s"] = int(client.stdout.readline().split()[1])
-        client.stdin.write("close\n")
-        client.stdin.flush()
-        client.wait(timeout=30)
+        for client in clients:
+            client.wait(timeout=30)
     finally:
-        if client.poll() is None:
-            client.kill()
+        for client in clients:
+            if client.poll() is None:
+                client.kill()
     time.sleep(settle)
     return out
 
@@ -465,18 +481,24 @@ def markdown(result):
             f"{fmt(r['backend_cpu_us'], '.1f')} | {fmt(r['proxy_rss_mib'], '.1f')} | {fmt(r['backend_rss_mib'], '.1f')} |")
     out += ["", "## Idle keep-alive connections", "",
             "Each client connects, sends one request, reads the answer and stays open. "
-            "RSS delta of the process holding the connections (nginx: its worker) ÷ connections opened. "
-            "Kernel socket buffers are not in RSS. *still open later*: connections the server had not closed "
-            "that many seconds after the last request.", "",
-            "| server | clients | opened | RSS before MiB | RSS after MiB | bytes / idle conn | still open later |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+            "*bytes / idle conn*: RSS growth of the process holding the connections (nginx: its worker) "
+            "÷ connections opened, for the first batch; this includes one-off costs such as buffers of "
+            "requests in flight while the clients connect (100 at a time) and upstream pool growth. "
+            "*marginal*: the same for a second batch opened on top of the first, the cost of one more idle "
+            "connection. Kernel socket buffers are not in RSS. *still open later*: connections of the first "
+            "batch the server had not closed that many seconds after their last request.", "",
+            "| server | clients | opened | RSS before MiB | RSS after MiB | bytes / idle conn | "
+            "RSS after 2nd batch MiB | marginal bytes / idle conn | still open later |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for i in result["idle"]:
         later = next(((k, v) for k, v in i.items() if k.startswith("still_open_after_")), None)
         later_s = f"{later[1]} after {later[0].rsplit('_', 1)[1]}" if later else "–"
+        second = i.get("rss_second_kb")
+        marginal = i.get("marginal_bytes_per_conn")
         out.append(
             f"| ({i['config']}) {'nginx' if i['config'] == 'b' else 'usher'} | {i['clients']} | {i['opened']} | "
             f"{i['rss_before_kb'] / 1024:.1f} | {i['rss_after_kb'] / 1024:.1f} | {i['bytes_per_conn']:,.0f} | "
-            f"{later_s} |")
+            f"{fmt(second and second / 1024, '.1f')} | {fmt(marginal, ',.0f')} | {later_s} |")
     out += ["", "## Rounds and background load", "",
             "| round | kept | load 1m/5m before first run | max quiet-second busy (cores) | max foreign CPU during runs (cores) | max steal (cores) | waited for quiet (s) |",
             "| ---: | --- | --- | ---: | ---: | ---: | ---: |"]

@@ -171,9 +171,12 @@ pub struct Server {
     pub listen: SocketAddr,
     /// Peers whose `X-Forwarded-*` and `Forwarded` headers are believed.
     pub trusted_proxies: TrustedProxies,
-    /// How long a client may take to send a request head; on a keep-alive
-    /// connection this also bounds the idle time before the next request.
+    /// How long a client may take to send a request head, from its first
+    /// byte (plain HTTP/1.1) or from the end of the previous exchange (TLS).
     pub header_read_timeout: Duration,
+    /// How long a plain HTTP/1.1 keep-alive connection may sit idle between
+    /// requests.
+    pub idle_timeout: Duration,
     /// Largest request head accepted, in bytes.
     pub max_header_bytes: usize,
     /// Path prefix of usher's own endpoints (`/.usher`), never forwarded.

@@ -17,10 +17,12 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::sync::oneshot;
 use tracing::debug;
 
 use crate::config;
 use crate::error::RequestError;
+use crate::server::{HandOff, PlainIo};
 use crate::tls::{self, TlsError};
 
 /// A request body on its way upstream: as received, or held to
@@ -73,7 +75,10 @@ impl Upstream {
         mut req: Request<UpstreamBody>,
         upgrade: bool,
     ) -> Result<(Response<Incoming>, Duration), RequestError> {
-        let client_side = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let client_side = upgrade.then(|| match req.extensions_mut().remove::<HandOff>() {
+            Some(hand_off) => ClientSide::Plain(hand_off),
+            None => ClientSide::Hyper(hyper::upgrade::on(&mut req)),
+        });
         let started = Instant::now();
         let sent = tokio::time::timeout(self.timeout, self.client.request(req)).await;
         let mut res = match sent {
@@ -84,24 +89,48 @@ impl Upstream {
         let took = started.elapsed();
         if let Some(client_side) = client_side.filter(|_| res.status() == StatusCode::SWITCHING_PROTOCOLS) {
             let upstream_side = hyper::upgrade::on(&mut res);
+            let client_side = match client_side {
+                ClientSide::Plain(hand_off) => Claimed::Plain(hand_off.claim()),
+                ClientSide::Hyper(on) => Claimed::Hyper(on),
+            };
             tokio::spawn(tunnel(client_side, upstream_side));
         }
         Ok((res, took))
     }
 }
 
+/// Where the client side of a tunnel comes from: hyper's own upgrade
+/// (TLS and HTTP/2 connections), or the plain HTTP/1.1 loop, which hands
+/// over its socket once the `101` is written.
+enum ClientSide {
+    Hyper(OnUpgrade),
+    Plain(HandOff),
+}
+
+/// A client side whose `101` is on its way.
+enum Claimed {
+    Hyper(OnUpgrade),
+    Plain(oneshot::Receiver<PlainIo>),
+}
+
 /// Copy bytes both ways between the upgraded client and upstream connections.
-async fn tunnel(client: OnUpgrade, upstream: OnUpgrade) {
-    let (client, upstream) = match tokio::try_join!(client, upstream) {
-        Ok(pair) => pair,
-        Err(e) => {
-            debug!(error = %e, "upgrade did not complete");
-            return;
-        }
+async fn tunnel(client: Claimed, upstream: OnUpgrade) {
+    let upstream = match upstream.await {
+        Ok(upgraded) => upgraded,
+        Err(e) => return debug!(error = %e, "upstream upgrade did not complete"),
     };
-    let mut client = TokioIo::new(client);
     let mut upstream = TokioIo::new(upstream);
-    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+    let copied = match client {
+        Claimed::Hyper(on) => match on.await {
+            Ok(upgraded) => tokio::io::copy_bidirectional(&mut TokioIo::new(upgraded), &mut upstream).await,
+            Err(e) => return debug!(error = %e, "client upgrade did not complete"),
+        },
+        Claimed::Plain(handed) => match handed.await {
+            Ok(mut io) => tokio::io::copy_bidirectional(&mut io, &mut upstream).await,
+            Err(_) => return debug!("client connection closed before the upgrade"),
+        },
+    };
+    if let Err(e) = copied {
         debug!(error = %e, "upgraded connection closed with an error");
     }
 }

@@ -51,6 +51,7 @@ pub struct RawServer {
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
     pub header_read_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
     pub max_header_bytes: Option<i64>,
     pub prefix: Option<String>,
     pub max_connections: Option<i64>,

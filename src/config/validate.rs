@@ -138,7 +138,12 @@ fn server(raw: &RawServer, p: &mut Problems) -> Option<Server> {
         secs(10),
         positive_duration,
     );
-
+    let idle = p.check(
+        "server.idle_timeout",
+        raw.idle_timeout.as_deref(),
+        secs(60),
+        positive_duration,
+    );
     let drain = p.check(
         "server.shutdown_timeout",
         raw.shutdown_timeout.as_deref(),
@@ -181,6 +186,7 @@ fn server(raw: &RawServer, p: &mut Problems) -> Option<Server> {
         listen: listen?,
         trusted_proxies: trusted?,
         header_read_timeout: header_timeout?,
+        idle_timeout: idle?,
         max_header_bytes: max_header?,
         prefix: prefix?,
         tls: tls?,

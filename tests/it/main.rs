@@ -7,8 +7,9 @@ mod bypass; // hostile spellings of protected paths: refused or decided as forwa
 mod cli; // the binary: exit codes, config error reporting
 mod demo; // `usher demo` end to end: sign-in, cart, preferences, login page
 mod forward_auth; // /.usher/auth decisions in-process, absolute rd allow-list
-mod forwarding;
-mod front_proxies; // the same check behind real nginx, Caddy and Traefik, from docs/forward-auth // what the upstream sees: methods, bodies, hosts, X-Forwarded-*
+mod forwarding; // what the upstream sees: methods, bodies, hosts, X-Forwarded-*
+mod front_proxies; // the same check behind real nginx, Caddy and Traefik, from docs/forward-auth
+mod keepalive; // plain HTTP/1.1 between requests: reuse, pipelining, unread bodies, idle limits
 mod login; // sign-in journeys, brute-force limits, htpasswd, cross-site guard
 mod migrate; // real FastAPI and Flask apps behind usher share their session cookie
 mod ops; // the real binary: SIGTERM drain, SIGHUP reload, admin, metrics, logs

@@ -40,3 +40,60 @@ async fn websocket_echo_through_the_proxy() {
     upstream.await.expect("upstream task");
     proxy.stop().await;
 }
+
+/// Bytes a client sends in the same write as its upgrade request are read
+/// with the request; they must reach the upstream once the tunnel opens,
+/// ahead of anything sent later.
+#[tokio::test]
+async fn bytes_sent_with_the_upgrade_request_are_tunnelled_first() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    // A raw upstream: read the head, agree to switch, then echo bytes.
+    let upstream = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).await.expect("head");
+            head.push(byte[0]);
+        }
+        stream
+            .write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: x-echo\r\n\r\n")
+            .await
+            .expect("101");
+        let mut buf = [0u8; 1024];
+        loop {
+            let n = stream.read(&mut buf).await.expect("read");
+            if n == 0 {
+                break;
+            }
+            stream.write_all(&buf[..n]).await.expect("echo");
+        }
+    });
+    let proxy = spawn_proxy(addr, "").await;
+    let mut client = tokio::net::TcpStream::connect(proxy.addr).await.expect("connect");
+    client
+        .write_all(b"GET /raw HTTP/1.1\r\nHost: app.test\r\nConnection: upgrade\r\nUpgrade: x-echo\r\n\r\nearly-bytes;")
+        .await
+        .expect("request");
+    let mut got = Vec::new();
+    let want_head = b"HTTP/1.1 101";
+    while !got.windows(12).any(|w| w == b"early-bytes;") {
+        let mut buf = [0u8; 1024];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), client.read(&mut buf))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got.starts_with(want_head), "{}", String::from_utf8_lossy(&got));
+    client.write_all(b"later").await.expect("later");
+    let mut later = [0u8; 5];
+    client.read_exact(&mut later).await.expect("echo of later bytes");
+    assert_eq!(&later, b"later");
+    drop(client);
+    upstream.await.expect("upstream task");
+    proxy.stop().await;
+}

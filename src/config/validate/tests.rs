@@ -29,6 +29,7 @@ fn empty_file_gives_documented_defaults() {
     assert_eq!(c.server.listen.to_string(), "0.0.0.0:8080");
     assert!(c.server.trusted_proxies.is_empty());
     assert_eq!(c.server.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(c.server.idle_timeout, Duration::from_secs(60));
     assert_eq!(c.server.max_header_bytes, 16384);
     assert_eq!(c.upstream.authority.as_str(), "127.0.0.1:8000");
     assert_eq!(c.upstream.connect_timeout, Duration::from_secs(5));

@@ -1,0 +1,266 @@
+//! What the plain HTTP/1.1 loop must know to drop hyper's connection state
+//! between requests without breaking the byte stream: how many requests
+//! began and how many responses were written to their end, whether the
+//! latest request leaves the connection at a clean message boundary, whether
+//! the socket last refused a write, and whether a `101` handed the
+//! connection to a tunnel.
+//!
+//! Everything here is touched from the one task that owns the connection;
+//! the atomics are only there because that task may move between threads.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{CONNECTION, UPGRADE};
+use http::{Method, Request, StatusCode, Version};
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use tokio::sync::oneshot;
+
+use super::io::PlainIo;
+use crate::body::Body;
+
+/// One request cycle's bookkeeping (see the module docs).
+#[derive(Debug, Default)]
+pub struct Exchanges {
+    started: AtomicU32,
+    finished: AtomicU32,
+    last_clean: AtomicBool,
+    write_stalled: AtomicBool,
+    tunnel: Mutex<Option<oneshot::Sender<PlainIo>>>,
+}
+
+impl Exchanges {
+    /// A request reached the service; `clean` says whether, once it is
+    /// answered, the next byte on the connection starts a new request.
+    pub(super) fn begin<B: HttpBody>(&self, req: &Request<B>) {
+        self.started.fetch_add(1, Relaxed);
+        self.last_clean.store(leaves_clean_boundary(req), Relaxed);
+    }
+
+    fn finish(&self) {
+        self.finished.fetch_add(1, Relaxed);
+    }
+
+    /// Requests that reached the service so far.
+    pub(super) fn started(&self) -> u32 {
+        self.started.load(Relaxed)
+    }
+
+    pub(super) fn write_stalled(&self, stalled: bool) {
+        self.write_stalled.store(stalled, Relaxed);
+    }
+
+    /// True when every request seen was answered to its last byte, nothing
+    /// waits to be written, the latest request left a clean boundary and no
+    /// tunnel claimed the connection: hyper's state can then be dropped
+    /// without losing or misreading a byte.
+    pub(super) fn settled(&self) -> bool {
+        let started = self.started.load(Relaxed);
+        started > 0
+            && started == self.finished.load(Relaxed)
+            && self.last_clean.load(Relaxed)
+            && !self.write_stalled.load(Relaxed)
+            && !self.tunnel_claimed()
+    }
+
+    /// Whether a `101` claimed the connection for a tunnel.
+    pub(super) fn tunnel_claimed(&self) -> bool {
+        self.tunnel.lock().unwrap_or_else(PoisonError::into_inner).is_some()
+    }
+
+    /// The sender a `101` left for the connection, if any.
+    pub(super) fn take_tunnel(&self) -> Option<oneshot::Sender<PlainIo>> {
+        self.tunnel.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+/// HTTP/1.1 without `Connection: close`, or HTTP/1.0 with `keep-alive`; no
+/// request body; no upgrade. Anything else is left to hyper's own
+/// keep-alive handling (it closes, or drains and carries on).
+fn leaves_clean_boundary<B: HttpBody>(req: &Request<B>) -> bool {
+    let tokens = || {
+        req.headers()
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+    };
+    let keep_alive = match req.version() {
+        Version::HTTP_11 => !tokens().any(|t| t.eq_ignore_ascii_case("close")),
+        Version::HTTP_10 => tokens().any(|t| t.eq_ignore_ascii_case("keep-alive")),
+        _ => false,
+    };
+    keep_alive && req.body().is_end_stream() && !req.headers().contains_key(UPGRADE)
+}
+
+/// Put in an upgrade request's extensions on plain HTTP/1.1 connections:
+/// the proxy claims the client side of a tunnel through it.
+#[derive(Clone, Debug)]
+pub struct HandOff(Arc<Exchanges>);
+
+impl HandOff {
+    pub(super) fn new(exchanges: Arc<Exchanges>) -> Self {
+        HandOff(exchanges)
+    }
+
+    /// Claim the connection: once hyper has written the `101`, the stream
+    /// (with any bytes the client sent after its request) arrives here.
+    pub fn claim(self) -> oneshot::Receiver<PlainIo> {
+        let (tx, rx) = oneshot::channel();
+        *self.0.tunnel.lock().unwrap_or_else(PoisonError::into_inner) = Some(tx);
+        rx
+    }
+}
+
+/// A response body that counts its exchange finished when hyper drops it
+/// after its last byte (or at once for responses that carry no body).
+pub struct Tracked {
+    inner: Body,
+    exchanges: Arc<Exchanges>,
+    ended: bool,
+    bodiless: bool,
+}
+
+impl Tracked {
+    /// Wrap `inner`, the body of a response with `status` to `method`.
+    pub(super) fn new(inner: Body, exchanges: Arc<Exchanges>, method: &Method, status: StatusCode) -> Self {
+        let bodiless = *method == Method::HEAD
+            || status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED;
+        Tracked {
+            inner,
+            exchanges,
+            ended: false,
+            bodiless,
+        }
+    }
+}
+
+impl HttpBody for Tracked {
+    type Data = Bytes;
+    type Error = <Body as HttpBody>::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            self.ended = true;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if self.ended || self.bodiless || self.inner.is_end_stream() {
+            self.exchanges.finish();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    fn req(version: Version, connection: Option<&str>, body: &'static str) -> Request<http_body_util::Full<Bytes>> {
+        let mut b = Request::builder().version(version).uri("/");
+        if let Some(c) = connection {
+            b = b.header(CONNECTION, c);
+        }
+        b.body(http_body_util::Full::new(Bytes::from_static(body.as_bytes())))
+            .expect("request")
+    }
+
+    #[test]
+    fn clean_boundary_needs_keep_alive_no_body_and_no_upgrade() {
+        assert!(leaves_clean_boundary(&req(Version::HTTP_11, None, "")));
+        assert!(leaves_clean_boundary(&req(Version::HTTP_11, Some("keep-alive"), "")));
+        assert!(!leaves_clean_boundary(&req(Version::HTTP_11, Some("foo, Close"), "")));
+        assert!(!leaves_clean_boundary(&req(Version::HTTP_10, None, "")));
+        assert!(leaves_clean_boundary(&req(Version::HTTP_10, Some("Keep-Alive"), "")));
+        assert!(!leaves_clean_boundary(&req(Version::HTTP_11, None, "a body")));
+        let mut up = req(Version::HTTP_11, Some("upgrade"), "");
+        up.headers_mut().insert(UPGRADE, "websocket".parse().expect("value"));
+        assert!(!leaves_clean_boundary(&up));
+        assert!(!leaves_clean_boundary(&req(Version::HTTP_2, None, "")));
+    }
+
+    #[tokio::test]
+    async fn an_exchange_settles_only_when_its_body_was_sent_to_the_end() {
+        let ex = Arc::new(Exchanges::default());
+        assert!(!ex.settled(), "nothing started yet");
+        ex.begin(&req(Version::HTTP_11, None, ""));
+        let body = Tracked::new(
+            crate::body::full("hello"),
+            Arc::clone(&ex),
+            &Method::GET,
+            StatusCode::OK,
+        );
+        assert!(!ex.settled(), "response not written yet");
+        let collected = body.collect().await.expect("body").to_bytes();
+        assert_eq!(&collected[..], b"hello");
+        assert!(ex.settled(), "body ran to its end and was dropped");
+
+        // A body dropped half-way (client gone) never settles.
+        ex.begin(&req(Version::HTTP_11, None, ""));
+        let mut body = Tracked::new(crate::body::full("x"), Arc::clone(&ex), &Method::GET, StatusCode::OK);
+        body.ended = false;
+        drop(std::mem::replace(&mut body.inner, crate::body::full("unsent")));
+        drop(body);
+        assert!(!ex.settled());
+    }
+
+    #[test]
+    fn head_and_no_content_answers_settle_unpolled() {
+        let ex = Arc::new(Exchanges::default());
+        ex.begin(&req(Version::HTTP_11, None, ""));
+        drop(Tracked::new(
+            crate::body::full("x"),
+            Arc::clone(&ex),
+            &Method::HEAD,
+            StatusCode::OK,
+        ));
+        assert!(ex.settled());
+        ex.begin(&req(Version::HTTP_11, None, ""));
+        drop(Tracked::new(
+            crate::body::full("x"),
+            Arc::clone(&ex),
+            &Method::GET,
+            StatusCode::NO_CONTENT,
+        ));
+        assert!(ex.settled());
+    }
+
+    #[test]
+    fn a_stalled_write_or_a_claimed_tunnel_keeps_the_connection() {
+        let ex = Arc::new(Exchanges::default());
+        ex.begin(&req(Version::HTTP_11, None, ""));
+        drop(Tracked::new(
+            crate::body::empty(),
+            Arc::clone(&ex),
+            &Method::GET,
+            StatusCode::OK,
+        ));
+        assert!(ex.settled());
+        ex.write_stalled(true);
+        assert!(!ex.settled());
+        ex.write_stalled(false);
+        let _rx = HandOff::new(Arc::clone(&ex)).claim();
+        assert!(!ex.settled());
+        assert!(ex.take_tunnel().is_some());
+        assert!(ex.settled());
+    }
+}

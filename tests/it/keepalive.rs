@@ -1,0 +1,305 @@
+//! Plain HTTP/1.1 keep-alive: usher drops hyper's connection state between
+//! requests and rebuilds it when bytes arrive. These tests hold the byte
+//! stream to account: reuse, pipelining, split heads, unread bodies, slow
+//! readers, HTTP/1.0, idle and header timeouts, shutdown.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+/// A keep-alive hyper client on one TCP connection to `addr`.
+async fn one_connection(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    sender
+}
+
+fn request(method: &str, path: &str, body: &'static str) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "app.test")
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .expect("request")
+}
+
+/// Read from `stream` until `n` complete responses with Content-Length
+/// bodies have arrived; returns their bodies.
+async fn read_responses(stream: &mut TcpStream, n: usize) -> Vec<String> {
+    let mut buf = Vec::new();
+    let mut bodies = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while bodies.len() < n {
+        let mut chunk = [0u8; 4096];
+        let left = deadline.saturating_duration_since(Instant::now());
+        let got = tokio::time::timeout(left, stream.read(&mut chunk))
+            .await
+            .expect("responses in time")
+            .expect("read");
+        assert!(
+            got > 0,
+            "closed after {} responses: {}",
+            bodies.len(),
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..got]);
+        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().expect("length"));
+            if buf.len() < end + 4 + len {
+                break;
+            }
+            bodies.push(String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned());
+            buf.drain(..end + 4 + len);
+        }
+    }
+    bodies
+}
+
+#[tokio::test]
+async fn one_connection_carries_many_mixed_exchanges() {
+    let up = spawn_echo_upstream().await;
+    let proxy = spawn_proxy(up.addr, "").await;
+    let mut sender = one_connection(proxy.addr).await;
+    for i in 0..20 {
+        sender.ready().await.expect("connection still usable");
+        let res = sender
+            .send_request(request("GET", &format!("/get/{i}"), ""))
+            .await
+            .expect("get");
+        assert_eq!(res.status(), 200);
+        let doc: serde_json::Value =
+            serde_json::from_slice(&res.into_body().collect().await.expect("body").to_bytes()).expect("json");
+        assert_eq!(doc["uri"], format!("/get/{i}"));
+
+        let res = sender
+            .send_request(request("POST", "/post", "a request body"))
+            .await
+            .expect("post");
+        let doc: serde_json::Value =
+            serde_json::from_slice(&res.into_body().collect().await.expect("body").to_bytes()).expect("json");
+        assert_eq!(doc["body"], "a request body");
+
+        let res = sender.send_request(request("HEAD", "/head", "")).await.expect("head");
+        assert_eq!(res.status(), 200);
+        assert!(res.into_body().collect().await.expect("body").to_bytes().is_empty());
+
+        let res = sender
+            .send_request(request("GET", "/status/204", ""))
+            .await
+            .expect("204");
+        assert_eq!(res.status(), 204);
+
+        let res = sender
+            .send_request(request("GET", "/download/100000", ""))
+            .await
+            .expect("download");
+        assert_eq!(res.into_body().collect().await.expect("body").to_bytes().len(), 100_000);
+    }
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let up = spawn_echo_upstream().await;
+    let proxy = spawn_proxy(up.addr, "").await;
+    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    let mut burst = String::new();
+    for path in ["/one", "/two", "/three"] {
+        burst.push_str(&format!("GET {path} HTTP/1.1\r\nHost: app.test\r\n\r\n"));
+    }
+    stream.write_all(burst.as_bytes()).await.expect("write");
+    let bodies = read_responses(&mut stream, 3).await;
+    let uris: Vec<String> = bodies
+        .iter()
+        .map(|b| serde_json::from_str::<serde_json::Value>(b).expect("json")["uri"].to_string())
+        .collect();
+    assert_eq!(uris, ["\"/one\"", "\"/two\"", "\"/three\""]);
+    // And the connection is still good for more.
+    stream
+        .write_all(b"GET /four HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await
+        .expect("write");
+    assert!(read_responses(&mut stream, 1).await[0].contains("/four"));
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn a_head_split_across_writes_is_read_whole() {
+    let up = spawn_echo_upstream().await;
+    let proxy = spawn_proxy(up.addr, "").await;
+    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    for round in 0..2 {
+        // "P" could start the HTTP/2 preface on the first request.
+        let head = format!("PUT /split/{round} HTTP/1.1\r\nHost: app.test\r\nContent-Length: 2\r\n\r\nok");
+        for piece in head.as_bytes().chunks(5) {
+            stream.write_all(piece).await.expect("write");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let body = read_responses(&mut stream, 1).await.remove(0);
+        let doc: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(doc["uri"], format!("/split/{round}"));
+        assert_eq!(doc["body"], "ok");
+    }
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn an_unread_request_body_never_becomes_a_request() {
+    // The upstream notes every path it is asked for.
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log = Arc::clone(&seen);
+    let up = spawn_upstream(move |req: Request<hyper::body::Incoming>| {
+        let log = Arc::clone(&log);
+        async move {
+            log.lock().expect("log").push(req.uri().path().to_string());
+            Ok::<_, Infallible>(hyper::Response::new(full("up")))
+        }
+    })
+    .await;
+    let proxy = spawn_proxy(up.addr, "[access]\ndefault = \"authenticated\"\n").await;
+    let smuggled = "GET /smuggled HTTP/1.1\r\nHost: app.test\r\n\r\n";
+    for filler in [0usize, 20_000] {
+        let body = format!("{}{smuggled}", "x".repeat(filler));
+        let raw = format!(
+            "POST /private HTTP/1.1\r\nHost: app.test\r\nAccept: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let text = raw_exchange(proxy.addr, raw.as_bytes(), Duration::from_secs(3)).await;
+        assert_eq!(status_of(&text), 401, "{text}");
+        assert_eq!(
+            text.matches("HTTP/1.1 ").count(),
+            1,
+            "one request, one response: {text}"
+        );
+    }
+    assert!(
+        seen.lock().expect("log").is_empty(),
+        "upstream saw {:?}",
+        seen.lock().expect("log")
+    );
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_reader_gets_every_byte_then_reuses_the_connection() {
+    let up = spawn_echo_upstream().await;
+    let proxy = spawn_proxy(up.addr, "").await;
+    let mut sender = one_connection(proxy.addr).await;
+    let size = 8 * 1024 * 1024;
+    let res = sender
+        .send_request(request("GET", &format!("/download/{size}"), ""))
+        .await
+        .expect("download");
+    // Let the socket buffers fill so usher's writes stall.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut body = res.into_body();
+    let mut got = 0;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.expect("frame").into_data() {
+            assert!(data.iter().all(|b| *b == 0));
+            got += data.len();
+        }
+    }
+    assert_eq!(got, size);
+    sender.ready().await.expect("still usable");
+    let res = sender.send_request(request("GET", "/after", "")).await.expect("after");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&res.into_body().collect().await.expect("body").to_bytes()).expect("json");
+    assert_eq!(doc["uri"], "/after");
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn http10_keep_alive_is_honoured() {
+    let up = spawn_echo_upstream().await;
+    let proxy = spawn_proxy(up.addr, "").await;
+    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    for i in 0..3 {
+        let req = format!("GET /ten/{i} HTTP/1.0\r\nHost: app.test\r\nConnection: keep-alive\r\n\r\n");
+        stream.write_all(req.as_bytes()).await.expect("write");
+        let body = read_responses(&mut stream, 1).await.remove(0);
+        assert!(body.contains(&format!("/ten/{i}")), "{body}");
+    }
+    // Without keep-alive, HTTP/1.0 gets one answer and a close.
+    stream
+        .write_all(b"GET /last HTTP/1.0\r\nHost: app.test\r\n\r\n")
+        .await
+        .expect("write");
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
+        .await
+        .expect("closed in time")
+        .expect("read");
+    assert!(String::from_utf8_lossy(&rest).starts_with("HTTP/1.0 200"));
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn idle_limit_is_idle_timeout_not_header_timeout() {
+    let up = spawn_echo_upstream().await;
+    let proxy = spawn_proxy(
+        up.addr,
+        "[server]\nheader_read_timeout = \"1s\"\nidle_timeout = \"3s\"\n",
+    )
+    .await;
+    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    stream
+        .write_all(b"GET /a HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await
+        .expect("write");
+    read_responses(&mut stream, 1).await;
+    // Longer than header_read_timeout, shorter than idle_timeout.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    stream
+        .write_all(b"GET /b HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await
+        .expect("write");
+    assert!(read_responses(&mut stream, 1).await[0].contains("/b"));
+    let idle_from = Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest))
+        .await
+        .expect("idle connection closed")
+        .expect("read");
+    assert!(rest.is_empty(), "nothing is written to an idle connection");
+    let idle = idle_from.elapsed();
+    assert!(idle >= Duration::from_millis(2500), "closed after only {idle:?}");
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn stopping_closes_idle_connections_at_once() {
+    let up = spawn_echo_upstream().await;
+    let proxy = spawn_proxy(up.addr, "").await;
+    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    stream
+        .write_all(b"GET /a HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await
+        .expect("write");
+    read_responses(&mut stream, 1).await;
+    let stopping = Instant::now();
+    proxy.stop().await;
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
+        .await
+        .expect("closed on stop")
+        .expect("read");
+    assert!(stopping.elapsed() < Duration::from_secs(5));
+}
