@@ -14,7 +14,7 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde_json::{Map, Value};
 
 use crate::config;
-use crate::hop::fold;
+use crate::hop::{fold, remove_where};
 
 /// Bytes escaped in a forwarded value: controls, non-ASCII (always, by the
 /// crate) and `%` itself, so decoding a value is never ambiguous.
@@ -41,18 +41,12 @@ impl HeaderPlan {
 
     /// Remove every configured header in every spelling.
     pub fn strip(&self, headers: &mut HeaderMap) {
-        for (name, _) in &self.forward {
-            headers.remove(name);
-        }
-        // Header names are already lower-case; only `_`/`.` spellings remain.
-        let variants: Vec<HeaderName> = headers
-            .keys()
-            .filter(|n| n.as_str().contains(['_', '.']) && self.folded.contains(&fold(n.as_str())))
-            .cloned()
-            .collect();
-        for name in variants {
-            headers.remove(&name);
-        }
+        // Header names are already lower-case; beyond the exact names only
+        // `_`/`.` spellings remain, and only those are folded.
+        remove_where(headers, |n| {
+            self.forward.iter().any(|(name, _)| name == n)
+                || (n.as_str().contains(['_', '.']) && self.folded.contains(&fold(n.as_str())))
+        });
     }
 
     /// Add each configured header whose field is present in `session`.
@@ -74,6 +68,16 @@ impl HeaderPlan {
             let value = session.and_then(|s| s.get(field)).and_then(header_value);
             headers.insert(name.clone(), value.unwrap_or_else(|| HeaderValue::from_static("")));
         }
+    }
+
+    /// How many headers the plan may add.
+    pub fn len(&self) -> usize {
+        self.forward.len()
+    }
+
+    /// Whether the plan forwards nothing.
+    pub fn is_empty(&self) -> bool {
+        self.forward.is_empty()
     }
 
     /// The configured header names, in order.

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Headers that never cross a proxy (RFC 9110 §7.6.1, plus legacy names).
-const HOP_BY_HOP: [HeaderName; 8] = [
+static HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("proxy-connection"),
     HeaderName::from_static("keep-alive"),
@@ -53,9 +53,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
         None
     };
     let te_trailers = headers.get_all(header::TE).iter().any(is_trailers);
-    for name in HOP_BY_HOP.iter().chain(&named) {
-        headers.remove(name);
-    }
+    remove_where(headers, |name| HOP_BY_HOP.contains(name) || named.contains(name));
     if te_trailers {
         // `TE: trailers` is the one TE value a proxy passes on (gRPC needs it).
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -94,12 +92,13 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: Peer, host: Option<HeaderVal
     } else {
         None
     };
-    let ip = peer.ip.to_canonical().to_string();
+    let ip = peer.ip.to_canonical();
     let xff = match chain {
         Some(prior) => format!("{prior}, {ip}"),
-        None => ip,
+        None => ip.to_string(),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    // Handed over, not copied: the value is checked and kept as it is.
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(xff)) {
         headers.insert(X_FORWARDED_FOR, v);
     }
     if !headers.contains_key(X_FORWARDED_PROTO) {
@@ -114,22 +113,30 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: Peer, host: Option<HeaderVal
 /// trusted. Spellings with `_` or `.` (which some backends fold to `-`) are
 /// dropped whoever sent them: no honest proxy writes them.
 fn remove_forwarding(headers: &mut HeaderMap, trusted: bool) {
-    let doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| {
-            let n = name.as_str();
-            let folded = n.contains(['_', '.']);
-            // Fold only the rare names that need it: no allocation per header.
-            let forwarding = if folded {
-                is_forwarding(&fold(n))
-            } else {
-                is_forwarding(n)
-            };
-            forwarding && (folded || !trusted)
-        })
-        .cloned()
-        .collect();
-    for name in doomed {
+    remove_where(headers, |name| {
+        let n = name.as_str();
+        let folded = n.contains(['_', '.']);
+        // Fold only the rare names that need it: no allocation per header.
+        let forwarding = if folded {
+            is_forwarding(&fold(n))
+        } else {
+            is_forwarding(n)
+        };
+        forwarding && (folded || !trusted)
+    });
+}
+
+/// Remove every header whose name `doomed` picks, looking at each name
+/// once: a request usually carries none of them, and then nothing is hashed
+/// or allocated.
+pub fn remove_where(headers: &mut HeaderMap, mut doomed: impl FnMut(&HeaderName) -> bool) {
+    let mut picked: Vec<HeaderName> = Vec::new();
+    for name in headers.keys() {
+        if doomed(name) && !picked.contains(name) {
+            picked.push(name.clone());
+        }
+    }
+    for name in picked {
         headers.remove(&name);
     }
 }

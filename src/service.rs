@@ -140,6 +140,9 @@ impl Service {
         // Read before stripping: `Connection: Host` must not hide the host.
         let host = client_host(&req);
         let (mut parts, body) = req.into_parts();
+        // Room for what usher adds (X-Forwarded-*, TE, the session fields),
+        // so that the map grows at most once.
+        parts.headers.reserve(4 + self.plan.len());
         // 2. strip: connection-level headers, untrusted forwarding headers,
         // every spelling of the session headers.
         let upgrade = hop::strip_hop_by_hop(&mut parts.headers);

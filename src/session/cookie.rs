@@ -59,15 +59,22 @@ pub fn find<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h str, Rejected>
 /// Removes every occurrence of cookie `name` from every `Cookie` header.
 /// Other cookies keep their bytes and order (rejoined with `"; "`); a header
 /// left empty is removed, and headers without our cookie are untouched.
+/// Each header is read once.
 pub fn strip(headers: &mut HeaderMap, name: &str) {
-    if !headers.get_all(COOKIE).iter().any(|v| holds(v, name)) {
+    let mut kept: Vec<HeaderValue> = Vec::new();
+    let mut found = false;
+    for value in headers.get_all(COOKIE) {
+        match without(value, name) {
+            Without::Absent => kept.push(value.clone()),
+            Without::Rest(rest) => {
+                found = true;
+                kept.extend(rest);
+            }
+        }
+    }
+    if !found {
         return;
     }
-    let kept: Vec<HeaderValue> = headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|value| without(value, name))
-        .collect();
     headers.remove(COOKIE);
     for value in kept {
         headers.append(COOKIE, value);
@@ -109,51 +116,76 @@ struct Pair<'a> {
 /// `;` separates pairs, whitespace around names and values is ignored, empty
 /// pieces are skipped, and a piece without `=` has an empty name.
 fn pairs(header: &[u8]) -> impl Iterator<Item = Pair<'_>> {
-    header
-        .split(|&b| b == b';')
-        .map(<[u8]>::trim_ascii)
-        .filter(|raw| !raw.is_empty())
-        .map(|raw| {
-            let mut halves = raw.splitn(2, |&b| b == b'=');
-            let first = halves.next().unwrap_or_default();
-            match halves.next() {
-                Some(value) => Pair {
-                    name: first.trim_ascii(),
-                    value: value.trim_ascii(),
+    // memchr finds each `;` with SIMD: session cookies are long and this
+    // runs on every request.
+    let mut rest = Some(header);
+    std::iter::from_fn(move || {
+        loop {
+            let bytes = rest?;
+            let piece = match memchr::memchr(b';', bytes) {
+                Some(at) => {
+                    rest = Some(&bytes[at + 1..]);
+                    &bytes[..at]
+                }
+                None => {
+                    rest = None;
+                    bytes
+                }
+            };
+            let raw = piece.trim_ascii();
+            if raw.is_empty() {
+                continue;
+            }
+            return Some(match memchr::memchr(b'=', raw) {
+                Some(at) => Pair {
+                    name: raw[..at].trim_ascii(),
+                    value: raw[at + 1..].trim_ascii(),
                     raw,
                 },
                 None => Pair {
                     name: b"",
-                    value: first,
+                    value: raw,
                     raw,
                 },
-            }
-        })
+            });
+        }
+    })
 }
 
-/// Whether the `Cookie` header `value` holds cookie `name`.
-fn holds(value: &HeaderValue, name: &str) -> bool {
-    pairs(value.as_bytes()).any(|p| p.name == name.as_bytes())
+/// What is left of a `Cookie` header once cookie `name` is taken out.
+enum Without {
+    /// The header does not hold the cookie.
+    Absent,
+    /// It did; here is the rest, or `None` when nothing else was in it.
+    Rest(Option<HeaderValue>),
 }
 
-/// `value` without cookie `name`, unchanged if it does not hold it; `None`
-/// when nothing else is left.
-fn without(value: &HeaderValue, name: &str) -> Option<HeaderValue> {
-    if !holds(value, name) {
-        return Some(value.clone());
+/// `value` without cookie `name`, in one reading of the header.
+fn without(value: &HeaderValue, name: &str) -> Without {
+    let mut found = false;
+    let mut kept: Vec<&[u8]> = Vec::new();
+    for pair in pairs(value.as_bytes()) {
+        if pair.name == name.as_bytes() {
+            found = true;
+        } else {
+            kept.push(pair.raw);
+        }
     }
-    let kept: Vec<&[u8]> = pairs(value.as_bytes())
-        .filter(|p| p.name != name.as_bytes())
-        .map(|p| p.raw)
-        .collect();
+    if !found {
+        return Without::Absent;
+    }
     if kept.is_empty() {
-        return None;
+        return Without::Rest(None);
     }
     // The pieces came out of a valid header value, so this cannot fail; if it
     // ever did, dropping the header is the safe side (our cookie stays out).
-    let mut stripped = HeaderValue::from_bytes(&kept.join(&b"; "[..])).ok()?;
-    stripped.set_sensitive(value.is_sensitive());
-    Some(stripped)
+    let rest = HeaderValue::from_bytes(&kept.join(&b"; "[..]))
+        .ok()
+        .map(|mut stripped| {
+            stripped.set_sensitive(value.is_sensitive());
+            stripped
+        });
+    Without::Rest(rest)
 }
 
 fn render(attrs: &CookieAttrs, value: &str, max_age: Option<u64>, expires: Option<OffsetDateTime>) -> String {
