@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::support::{session_toml, spawn_echo_upstream, spawn_proxy};
+use crate::support::{TempDir, session_toml, spawn_echo_upstream, spawn_proxy};
 
 struct Chromium {
     child: Child,
@@ -29,18 +29,8 @@ impl Drop for Chromium {
     }
 }
 
-/// A directory removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn launch() -> Chromium {
-    let profile = std::env::temp_dir().join(format!("usher-chromium-{}", std::process::id()));
-    std::fs::create_dir_all(&profile).expect("profile dir");
+    let profile = TempDir::new("chromium");
     let mut child = Command::new("chromium")
         .args([
             "--headless",
@@ -54,7 +44,7 @@ fn launch() -> Chromium {
             "--window-size=420,760",
             "--remote-debugging-port=0",
         ])
-        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg("about:blank")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -74,7 +64,7 @@ fn launch() -> Chromium {
     Chromium {
         child,
         ws_url,
-        _profile: TempDir(profile),
+        _profile: profile,
     }
 }
 

@@ -7,21 +7,13 @@ fn usher(args: &[&str], config_text: Option<&str>) -> Output {
     cmd.args(args)
         .env_remove("USHER_CONFIG")
         .env("USHER_SECRET_KEYS", crate::support::TEST_KEY);
+    let dir = crate::support::TempDir::new("cli");
     if let Some(text) = config_text {
-        let dir = std::env::temp_dir().join(format!("usher-cli-{}-{}", std::process::id(), fastrand()));
-        std::fs::create_dir_all(&dir).expect("tmp dir");
         let path = dir.join("usher.toml");
         std::fs::write(&path, text).expect("write config");
         cmd.arg("-c").arg(path);
     }
     cmd.output().expect("run usher")
-}
-
-/// A per-call suffix so parallel tests never share a directory.
-fn fastrand() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
 }
 
 fn text(out: &Output) -> String {
@@ -91,8 +83,7 @@ fn bad_usage_is_64_and_help_is_0() {
 
 #[test]
 fn config_path_comes_from_the_environment() {
-    let dir = std::env::temp_dir().join(format!("usher-env-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = crate::support::TempDir::new("env");
     let path = dir.join("from-env.toml");
     std::fs::write(&path, "[upstream]\nurl = \"http://127.0.0.1:9123\"\n").expect("write");
     let out = Command::new(env!("CARGO_BIN_EXE_usher"))

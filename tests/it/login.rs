@@ -308,8 +308,7 @@ async fn unknown_user_and_wrong_password_look_the_same() {
 
 #[tokio::test]
 async fn htpasswd_users_made_by_apache_htpasswd_sign_in() {
-    let dir = std::env::temp_dir().join(format!("usher-htpasswd-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = crate::support::TempDir::new("htpasswd");
     let file = dir.join("htpasswd");
     let status = Command::new("htpasswd")
         .args(["-B", "-b", "-c"])

@@ -324,6 +324,37 @@ pub fn write_query(json: &str) -> String {
     )
 }
 
+/// A fresh directory under the system temp dir, removed with everything in
+/// it on drop.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    /// `usher-TAG-PID-N`, created.
+    pub fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("usher-{tag}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// A path inside it.
+    pub fn join(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// The real `usher` binary, started on port 0; killed on drop.
 pub struct Usher {
     pub child: std::process::Child,
@@ -335,6 +366,7 @@ pub struct Usher {
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// The config file it was started with, for rewriting before SIGHUP.
     pub config_path: Option<std::path::PathBuf>,
+    _dir: Option<TempDir>,
 }
 
 impl Drop for Usher {
@@ -356,18 +388,17 @@ impl Usher {
     pub fn start_with_env(args: &[&str], config: Option<&str>, env: &[(&str, &str)]) -> Usher {
         use std::io::{BufRead, BufReader};
         use std::process::{Command, Stdio};
-        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_usher"));
         cmd.args(args);
         let mut config_path = None;
+        let mut dir = None;
         if let Some(text) = config {
-            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let dir = std::env::temp_dir().join(format!("usher-bin-{}-{n}", std::process::id()));
-            std::fs::create_dir_all(&dir).expect("tmp dir");
-            let path = dir.join("usher.toml");
+            let tmp = TempDir::new("bin");
+            let path = tmp.join("usher.toml");
             std::fs::write(&path, text).expect("write config");
             cmd.arg("-c").arg(&path);
             config_path = Some(path);
+            dir = Some(tmp);
         }
         cmd.env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
@@ -414,6 +445,7 @@ impl Usher {
             admin,
             log,
             config_path,
+            _dir: dir,
         }
     }
 

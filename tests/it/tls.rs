@@ -19,12 +19,13 @@ use crate::support::{Seen, spawn_echo_upstream, spawn_proxy};
 pub struct Pki {
     pub dir: PathBuf,
     pub ca_pem: String,
+    _tmp: crate::support::TempDir,
 }
 
 impl Pki {
     pub fn new(tag: &str) -> Pki {
-        let dir = std::env::temp_dir().join(format!("usher-pki-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
+        let tmp = crate::support::TempDir::new(&format!("pki-{tag}"));
+        let dir = tmp.path().to_path_buf();
         let ca_key = KeyPair::generate().expect("ca key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -36,7 +37,11 @@ impl Pki {
         std::fs::write(dir.join("cert.pem"), cert.pem()).expect("write");
         std::fs::write(dir.join("key.pem"), key.serialize_pem()).expect("write");
         std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write");
-        Pki { dir, ca_pem: ca.pem() }
+        Pki {
+            dir,
+            ca_pem: ca.pem(),
+            _tmp: tmp,
+        }
     }
 
     pub fn path(&self, name: &str) -> String {
@@ -179,8 +184,7 @@ async fn https_upstream_trusted_through_a_ca_file() {
 fn check_refuses_unreadable_or_mismatched_tls_files() {
     let pki = Pki::new("check");
     let other = Pki::new("check-other");
-    let dir = std::env::temp_dir().join(format!("usher-tlscheck-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = crate::support::TempDir::new("tlscheck");
     for (cert, key, why) in [
         (pki.path("cert.pem"), "/nonexistent/key.pem".to_string(), "key.pem"),
         (pki.path("cert.pem"), other.path("key.pem"), "cannot be used together"),
