@@ -303,3 +303,96 @@ async fn stopping_closes_idle_connections_at_once() {
         .expect("read");
     assert!(stopping.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn requests_with_bodies_pipelined_with_others_keep_their_framing() {
+    let up = spawn_echo_upstream().await;
+    let proxy = spawn_proxy(up.addr, "").await;
+    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    // A length body, a chunked body whose chunks look like requests, then a
+    // plain GET, all in one write.
+    let inner = "GET /inner HTTP/1.1\r\nHost: x\r\n";
+    let burst = format!(
+        "POST /len HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\n\r\nhello\
+         POST /chunked HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n\
+         {:x}\r\n{inner}\r\n0\r\n\r\n\
+         GET /last HTTP/1.1\r\nHost: app.test\r\n\r\n",
+        inner.len()
+    );
+    stream.write_all(burst.as_bytes()).await.expect("write");
+    let docs: Vec<serde_json::Value> = read_responses(&mut stream, 3)
+        .await
+        .iter()
+        .map(|b| serde_json::from_str(b).expect("json"))
+        .collect();
+    assert_eq!(docs[0]["uri"], "/len");
+    assert_eq!(docs[0]["body"], "hello");
+    assert_eq!(docs[1]["uri"], "/chunked");
+    assert_eq!(docs[1]["body"], inner);
+    assert_eq!(docs[2]["uri"], "/last");
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn connection_close_is_honoured_after_the_answer() {
+    let up = spawn_echo_upstream().await;
+    let proxy = spawn_proxy(up.addr, "").await;
+    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    stream
+        .write_all(b"GET /a HTTP/1.1\r\nHost: app.test\r\n\r\nGET /b HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await
+        .expect("write");
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut all))
+        .await
+        .expect("closed after /b")
+        .expect("read");
+    let text = String::from_utf8_lossy(&all);
+    assert_eq!(text.matches("HTTP/1.1 200").count(), 2, "{text}");
+    assert!(text.contains("/b") && !text.contains("/never"), "{text}");
+}
+
+/// Many request shapes in random order, sizes and write splits on one
+/// connection: every answer arrives, in order, for the right request.
+#[tokio::test]
+async fn a_long_mixed_sequence_stays_in_step() {
+    let up = spawn_echo_upstream().await;
+    let proxy = spawn_proxy(up.addr, "").await;
+    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    // A fixed-seed xorshift: the same sequence on every run.
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for i in 0..60 {
+        let body = "b".repeat((next() % 3000) as usize);
+        let req = match next() % 3 {
+            0 => format!("GET /seq/{i} HTTP/1.1\r\nHost: app.test\r\n\r\n"),
+            1 => format!(
+                "PUT /seq/{i} HTTP/1.1\r\nHost: app.test\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+            _ => format!(
+                "POST /seq/{i} HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+                body.len()
+            ),
+        };
+        // Sometimes split the request at a random point, with a pause.
+        let bytes = req.as_bytes();
+        let cut = (next() as usize) % bytes.len();
+        stream.write_all(&bytes[..cut]).await.expect("write");
+        if next() % 4 == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stream.write_all(&bytes[cut..]).await.expect("write");
+        let doc: serde_json::Value =
+            serde_json::from_str(&read_responses(&mut stream, 1).await.remove(0)).expect("json");
+        assert_eq!(doc["uri"], format!("/seq/{i}"));
+        let expected_len = if req.starts_with("GET") { 0 } else { body.len() };
+        assert_eq!(doc["body_len"], expected_len, "request {i}");
+    }
+    proxy.stop().await;
+}
