@@ -96,24 +96,28 @@ pub fn header_value(value: &Value) -> Option<HeaderValue> {
         // The common case, a plain string, is copied once: straight into the
         // header value when nothing needs escaping.
         Value::String(s) => return HeaderValue::from_str(&Cow::from(utf8_percent_encode(s, VALUE))).ok(),
+        // Elements are encoded straight into one buffer: `null`s are left
+        // out, every other element (even an empty one) gets its comma.
         Value::Array(items) => {
-            let parts: Vec<String> = items.iter().filter_map(list_element).collect();
-            parts.join(",")
+            let mut text = String::new();
+            for (n, item) in items.iter().filter(|item| !item.is_null()).enumerate() {
+                if n > 0 {
+                    text.push(',');
+                }
+                match item {
+                    Value::String(s) => text.extend(utf8_percent_encode(s, LIST_ELEMENT)),
+                    other => text.extend(utf8_percent_encode(&other.to_string(), LIST_ELEMENT)),
+                }
+            }
+            text
         }
         Value::Bool(_) | Value::Number(_) | Value::Object(_) => {
             utf8_percent_encode(&value.to_string(), VALUE).to_string()
         }
     };
-    // Every byte outside visible ASCII and space was escaped above.
-    HeaderValue::from_str(&text).ok()
-}
-
-fn list_element(value: &Value) -> Option<String> {
-    match value {
-        Value::Null => None,
-        Value::String(s) => Some(utf8_percent_encode(s, LIST_ELEMENT).to_string()),
-        other => Some(utf8_percent_encode(&other.to_string(), LIST_ELEMENT).to_string()),
-    }
+    // Every byte outside visible ASCII and space was escaped above; the
+    // buffer becomes the header value without another copy.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(text)).ok()
 }
 
 #[cfg(test)]

@@ -28,6 +28,12 @@ fn values_are_rendered_by_type() {
     check_value(json!("alice"), Some("alice"));
     check_value(json!(["admin", "dev"]), Some("admin,dev"));
     check_value(json!([]), Some(""));
+    // Nulls are left out; an empty element keeps its place; non-strings are
+    // rendered as JSON, escaped like any element.
+    check_value(
+        json!([null, "a", null, "", 3, [1, "x,y"]]),
+        Some("a,,3,[1%2C\"x%2Cy\"]"),
+    );
     check_value(json!(42), Some("42"));
     check_value(json!(1.5), Some("1.5"));
     check_value(json!(true), Some("true"));
