@@ -218,7 +218,7 @@ PROXY_SERVER = """\
 
 def start_nginx(name, work, body):
     prefix = work / name
-    prefix.mkdir()
+    prefix.mkdir(exist_ok=True)
     user = "user root;" if os.geteuid() == 0 else ""
     conf = prefix / "nginx.conf"
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
@@ -480,6 +480,7 @@ def markdown(result):
             f"{fmt(r['p50_ms'], '.2f')} | {fmt(r['p99_ms'], '.2f')} | {proxy_cpu(r)} | "
             f"{fmt(r['backend_cpu_us'], '.1f')} | {fmt(r['proxy_rss_mib'], '.1f')} | {fmt(r['backend_rss_mib'], '.1f')} |")
     out += ["", "## Idle keep-alive connections", "",
+            "Each server is restarted first, so the test starts from a fresh process. "
             "Each client connects, sends one request, reads the answer and stays open. "
             "*bytes / idle conn*: RSS growth of the process holding the connections (nginx: its worker) "
             "÷ connections opened, for the first batch; this includes one-off costs such as buffers of "
@@ -561,11 +562,21 @@ def start_servers(usher_bin, work, procs, connections):
     cookie = subprocess.run([usher_bin, "session", "encode", "-c", str(conf), SESSION_JSON],
                             env=uenv, check=True, capture_output=True, text=True).stdout.strip()
     check(cookie.startswith("v1."), f"usher session encode printed {cookie!r}")
-    usher = Group("usher", subprocess.Popen(
-        ["taskset", "-c", SERVER_CPU, usher_bin, "run", "-c", str(conf)], env=uenv,
-        stdout=open(work / "usher.log", "w"), stderr=subprocess.STDOUT))
+
+    def start_usher():
+        usher = Group("usher", subprocess.Popen(
+            ["taskset", "-c", SERVER_CPU, usher_bin, "run", "-c", str(conf)], env=uenv,
+            stdout=open(work / "usher.log", "a"), stderr=subprocess.STDOUT))
+        wait_port(ports["u"], usher.proc, "usher")
+        return usher
+
+    def start_nginx_proxy():
+        proxy = start_nginx("proxy", work, PROXY_SERVER.format(port=ports["b"], backend=ports["a"]))
+        wait_port(ports["b"], proxy.proc, "nginx proxy")
+        return proxy
+
+    usher = start_usher()
     procs.append(usher)
-    wait_port(ports["u"], usher.proc, "usher")
 
     env = {
         "backend": backend,
@@ -573,8 +584,23 @@ def start_servers(usher_bin, work, procs, connections):
         "ports": {"a": ports["a"], "b": ports["b"], "c": ports["u"], "d": ports["u"]},
         "cookie_header": f"Cookie: {COOKIE_NAME}={cookie}",
         "connections": connections,
+        "starters": {"b": start_nginx_proxy, "c": start_usher},
+        "procs": procs,
     }
     return env
+
+
+def restart(env, cfg):
+    """Replace the (b) or (c) server with a fresh process, so that the idle
+    test starts from an allocator that has not served the load runs."""
+    old = env["proxy"][cfg]
+    old.proc.terminate()
+    old.proc.wait(timeout=30)
+    new = env["starters"][cfg]()
+    env["procs"][env["procs"].index(old)] = new
+    for key, group in list(env["proxy"].items()):
+        if group is old:
+            env["proxy"][key] = new
 
 
 def check(cond, msg):
@@ -712,7 +738,8 @@ def main():
         idle = []
         if args.idle:
             for cfg in ("b", "c"):
-                log(f"idle: {args.idle} keep-alive clients on ({cfg})")
+                restart(env, cfg)
+                log(f"idle: {args.idle} keep-alive clients on a fresh ({cfg})")
                 idle.append(idle_memory(env, cfg, args.idle, args.idle_recheck, 0.2 if args.smoke else 1.0))
                 log(f"idle ({cfg}): {idle[-1]}")
 
