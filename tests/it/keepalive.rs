@@ -72,6 +72,26 @@ async fn read_responses(stream: &mut TcpStream, n: usize) -> Vec<String> {
     bodies
 }
 
+/// The echo upstream, usher in front of it with `extra` config, and one
+/// raw connection to usher.
+async fn connected(extra: &str) -> (Upstream, Proxy, TcpStream) {
+    let up = spawn_echo_upstream().await;
+    let proxy = spawn_proxy(up.addr, extra).await;
+    let stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    (up, proxy, stream)
+}
+
+/// Everything the server sends until it closes; fails if it has not
+/// closed within `limit`.
+async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Vec<u8> {
+    let mut all = Vec::new();
+    tokio::time::timeout(limit, stream.read_to_end(&mut all))
+        .await
+        .expect("server closed the connection in time")
+        .expect("read");
+    all
+}
+
 #[tokio::test]
 async fn one_connection_carries_many_mixed_exchanges() {
     let up = spawn_echo_upstream().await;
@@ -117,9 +137,7 @@ async fn one_connection_carries_many_mixed_exchanges() {
 
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order() {
-    let up = spawn_echo_upstream().await;
-    let proxy = spawn_proxy(up.addr, "").await;
-    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    let (_up, proxy, mut stream) = connected("").await;
     let mut burst = String::new();
     for path in ["/one", "/two", "/three"] {
         burst.push_str(&format!("GET {path} HTTP/1.1\r\nHost: app.test\r\n\r\n"));
@@ -142,9 +160,7 @@ async fn pipelined_requests_are_answered_in_order() {
 
 #[tokio::test]
 async fn a_head_split_across_writes_is_read_whole() {
-    let up = spawn_echo_upstream().await;
-    let proxy = spawn_proxy(up.addr, "").await;
-    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    let (_up, proxy, mut stream) = connected("").await;
     for round in 0..2 {
         // "P" could start the HTTP/2 preface on the first request.
         let head = format!("PUT /split/{round} HTTP/1.1\r\nHost: app.test\r\nContent-Length: 2\r\n\r\nok");
@@ -228,9 +244,7 @@ async fn a_slow_reader_gets_every_byte_then_reuses_the_connection() {
 
 #[tokio::test]
 async fn http10_keep_alive_is_honoured() {
-    let up = spawn_echo_upstream().await;
-    let proxy = spawn_proxy(up.addr, "").await;
-    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    let (_up, proxy, mut stream) = connected("").await;
     for i in 0..3 {
         let req = format!("GET /ten/{i} HTTP/1.0\r\nHost: app.test\r\nConnection: keep-alive\r\n\r\n");
         stream.write_all(req.as_bytes()).await.expect("write");
@@ -242,11 +256,7 @@ async fn http10_keep_alive_is_honoured() {
         .write_all(b"GET /last HTTP/1.0\r\nHost: app.test\r\n\r\n")
         .await
         .expect("write");
-    let mut rest = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
-        .await
-        .expect("closed in time")
-        .expect("read");
+    let rest = read_until_closed(&mut stream, Duration::from_secs(5)).await;
     assert!(String::from_utf8_lossy(&rest).starts_with("HTTP/1.0 200"));
     proxy.stop().await;
 }
@@ -273,11 +283,7 @@ async fn idle_limit_is_idle_timeout_not_header_timeout() {
         .expect("write");
     assert!(read_responses(&mut stream, 1).await[0].contains("/b"));
     let idle_from = Instant::now();
-    let mut rest = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest))
-        .await
-        .expect("idle connection closed")
-        .expect("read");
+    let rest = read_until_closed(&mut stream, Duration::from_secs(10)).await;
     assert!(rest.is_empty(), "nothing is written to an idle connection");
     let idle = idle_from.elapsed();
     assert!(idle >= Duration::from_millis(2500), "closed after only {idle:?}");
@@ -286,9 +292,7 @@ async fn idle_limit_is_idle_timeout_not_header_timeout() {
 
 #[tokio::test]
 async fn stopping_closes_idle_connections_at_once() {
-    let up = spawn_echo_upstream().await;
-    let proxy = spawn_proxy(up.addr, "").await;
-    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    let (_up, proxy, mut stream) = connected("").await;
     stream
         .write_all(b"GET /a HTTP/1.1\r\nHost: app.test\r\n\r\n")
         .await
@@ -296,19 +300,13 @@ async fn stopping_closes_idle_connections_at_once() {
     read_responses(&mut stream, 1).await;
     let stopping = Instant::now();
     proxy.stop().await;
-    let mut rest = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
-        .await
-        .expect("closed on stop")
-        .expect("read");
+    read_until_closed(&mut stream, Duration::from_secs(5)).await;
     assert!(stopping.elapsed() < Duration::from_secs(5));
 }
 
 #[tokio::test]
 async fn requests_with_bodies_pipelined_with_others_keep_their_framing() {
-    let up = spawn_echo_upstream().await;
-    let proxy = spawn_proxy(up.addr, "").await;
-    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    let (_up, proxy, mut stream) = connected("").await;
     // A length body, a chunked body whose chunks look like requests, then a
     // plain GET, all in one write.
     let inner = "GET /inner HTTP/1.1\r\nHost: x\r\n";
@@ -335,30 +333,23 @@ async fn requests_with_bodies_pipelined_with_others_keep_their_framing() {
 
 #[tokio::test]
 async fn connection_close_is_honoured_after_the_answer() {
-    let up = spawn_echo_upstream().await;
-    let proxy = spawn_proxy(up.addr, "").await;
-    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    let (_up, proxy, mut stream) = connected("").await;
     stream
         .write_all(b"GET /a HTTP/1.1\r\nHost: app.test\r\n\r\nGET /b HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\nHost: app.test\r\n\r\n")
         .await
         .expect("write");
-    let mut all = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut all))
-        .await
-        .expect("closed after /b")
-        .expect("read");
+    let all = read_until_closed(&mut stream, Duration::from_secs(5)).await;
     let text = String::from_utf8_lossy(&all);
     assert_eq!(text.matches("HTTP/1.1 200").count(), 2, "{text}");
     assert!(text.contains("/b") && !text.contains("/never"), "{text}");
+    proxy.stop().await;
 }
 
 /// Many request shapes in random order, sizes and write splits on one
 /// connection: every answer arrives, in order, for the right request.
 #[tokio::test]
 async fn a_long_mixed_sequence_stays_in_step() {
-    let up = spawn_echo_upstream().await;
-    let proxy = spawn_proxy(up.addr, "").await;
-    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    let (_up, proxy, mut stream) = connected("").await;
     // A fixed-seed xorshift: the same sequence on every run.
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
     let mut next = move || {
