@@ -5,8 +5,9 @@
 //! *request cycle* at a time: a hyper HTTP/1 connection is built when bytes
 //! arrive and taken apart again (`poll_without_shutdown` + `into_parts`) as
 //! soon as the exchange has settled (see [`Exchanges::settled`]). Between
-//! requests the connection is only its socket and this task, well under a
-//! KiB, instead of hyper's two 8 KiB buffers; the idle wait has its own
+//! requests the connection is only its socket and this task, about 1 KiB
+//! of memory in all (docs/PERFORMANCE.md) instead of some 21 KB with
+//! hyper's buffers kept; the idle wait has its own
 //! limit, `server.idle_timeout`, and `server.header_read_timeout` counts
 //! from the first byte of each request.
 //!
@@ -105,24 +106,21 @@ impl Future for PlainConnection {
                     }),
                 },
                 StateProj::Idle { io, deadline, mut rung } => {
-                    let ready = match io {
-                        Some(io) => io.stream().poll_read_ready(cx),
-                        None => Poll::Ready(Err(std::io::ErrorKind::NotConnected.into())),
-                    };
-                    match (ready, io.take()) {
-                        (Poll::Ready(Ok(())), Some(io)) => this.state.set(State::busy(job, io, *this.conn)),
-                        (Poll::Ready(_), _) => this.state.set(State::Done),
-                        (Poll::Pending, taken) => {
-                            *io = taken;
-                            if job.bell.is_stopping() || Instant::now() >= *deadline {
-                                this.state.set(State::Done);
-                            } else if rung.as_mut().poll(cx).is_ready() {
-                                // Rung: listen for the next ring, then look again.
-                                rung.set(Arc::clone(&job.bell.notify).notified_owned());
-                            } else {
-                                return Poll::Pending;
+                    match io.as_ref().map(|io| io.stream().poll_read_ready(cx)) {
+                        Some(Poll::Ready(Ok(()))) => {
+                            if let Some(io) = io.take() {
+                                this.state.set(State::busy(job, io, *this.conn));
                             }
                         }
+                        Some(Poll::Pending) if !job.bell.is_stopping() && Instant::now() < *deadline => {
+                            if rung.as_mut().poll(cx).is_pending() {
+                                return Poll::Pending;
+                            }
+                            // Rung: listen for the next ring, then look again.
+                            rung.set(Arc::clone(&job.bell.notify).notified_owned());
+                        }
+                        // A socket error, stop, or idle_timeout passed.
+                        _ => this.state.set(State::Done),
                     }
                 }
                 StateProj::Done => return Poll::Ready(()),
