@@ -17,7 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::live::Shared;
 use crate::metrics::Metrics;
@@ -28,16 +28,9 @@ const READY_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Serve the admin endpoints until `stop` turns true.
 pub async fn serve(listener: TcpListener, live: Shared, metrics: Arc<Metrics>, mut stop: watch::Receiver<bool>) {
     loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    warn!(error = %e, "admin accept failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = crate::server::stopped(&mut stop) => return,
+        let stopping = std::pin::pin!(crate::server::stopped(&mut stop));
+        let Some((stream, _)) = crate::server::accept_until(&listener, stopping, "admin").await else {
+            return;
         };
         let (live, metrics) = (Arc::clone(&live), Arc::clone(&metrics));
         tokio::spawn(async move {

@@ -13,7 +13,9 @@ pub use exchange::HandOff;
 pub use io::PlainIo;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -63,17 +65,8 @@ pub async fn serve(
             p = Arc::clone(&permits).acquire_owned() => p.map_err(std::io::Error::other)?,
             () = stopped(&mut stop) => break,
         };
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Usually EMFILE: back off instead of spinning or exiting.
-                    warn!(error = %e, "accept failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = stopped(&mut stop) => break,
+        let Some((stream, remote)) = accept_until(&listener, pin!(stopped(&mut stop)), "proxy").await else {
+            break;
         };
         let _ = stream.set_nodelay(true);
         let held = Held::new(Arc::clone(&job), permit, open_tx.clone());
@@ -256,6 +249,28 @@ impl Bell {
 /// that late.
 fn tick(idle_timeout: Duration) -> Duration {
     (idle_timeout / 4).clamp(Duration::from_millis(250), Duration::from_secs(5))
+}
+
+/// The next connection on `listener`, or `None` once `stop` completes.
+/// Accept errors (usually EMFILE) are logged and retried after a short
+/// pause instead of spinning or exiting.
+pub async fn accept_until<F: Future<Output = ()>>(
+    listener: &TcpListener,
+    mut stop: Pin<&mut F>,
+    what: &str,
+) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => return Some(pair),
+                Err(e) => {
+                    warn!(error = %e, listener = what, "accept failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            () = stop.as_mut() => return None,
+        }
+    }
 }
 
 /// Completes once `stop` turns true (or its sender is gone).

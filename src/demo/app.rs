@@ -24,7 +24,6 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -36,7 +35,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use context::{Context, Theme};
 use reply::{Reject, Response};
@@ -60,19 +59,10 @@ const SIGN_OUT_PATCH: &str = "null";
 pub async fn serve(listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
     let builder = Arc::new(connection_builder());
     tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => spawn_connection(Arc::clone(&builder), stream),
-                Err(e) => {
-                    // Usually EMFILE: back off instead of spinning or exiting.
-                    warn!(error = %e, "demo app: accept failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            () = &mut shutdown => return Ok(()),
-        }
+    while let Some((stream, _)) = crate::server::accept_until(&listener, shutdown.as_mut(), "demo app").await {
+        spawn_connection(Arc::clone(&builder), stream);
     }
+    Ok(())
 }
 
 /// The app as a plain function, for in-process tests.
