@@ -40,7 +40,7 @@ const FAILED: &str = "Invalid username or password.";
 /// The endpoints and the state they keep (brute-force buckets).
 pub struct Auth {
     config: Arc<Config>,
-    limits: limit::Limits,
+    limits: Arc<limit::Limits>,
     metrics: Arc<Metrics>,
 }
 
@@ -61,7 +61,7 @@ pub struct Context<'a> {
 impl Auth {
     /// Build the endpoints for `config`.
     pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Auth {
-        let limits = limit::Limits::new(config.login.per_ip, config.login.per_user);
+        let limits = Arc::new(limit::Limits::new(config.login.per_ip, config.login.per_user));
         Auth {
             config,
             limits,
@@ -72,6 +72,15 @@ impl Auth {
     /// `rd` checked against this configuration's allowed hosts.
     fn rd(&self, rd: &str) -> String {
         safe_rd(rd, &self.config.forward_auth.allowed_hosts)
+    }
+
+    /// Keep counting sign-in attempts in `previous`'s buckets when the
+    /// limits did not change, so a reload does not hand an attacker a
+    /// fresh allowance.
+    pub fn carry_over(&mut self, previous: &Auth) {
+        if previous.limits.quotas() == self.limits.quotas() {
+            self.limits = Arc::clone(&previous.limits);
+        }
     }
 
     /// Forget idle brute-force buckets (called periodically).

@@ -124,7 +124,7 @@ fn reload(live: &live::Shared, config: Config, metrics: &Arc<Metrics>) {
     for w in &config.warnings {
         warn!("{w}");
     }
-    match Live::build(config, Arc::clone(metrics)) {
+    match Live::build_after(Some(&live.load()), config, Arc::clone(metrics)) {
         Ok(next) => {
             live.store(Arc::new(next));
             info!("configuration reloaded");

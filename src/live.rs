@@ -29,12 +29,24 @@ impl Live {
     /// Build everything `config` needs: reads certificate files. Nothing is
     /// replaced when this fails.
     pub fn build(config: Config, metrics: Arc<Metrics>) -> Result<Live, TlsError> {
+        Live::build_after(None, config, metrics)
+    }
+
+    /// [`Live::build`] for a reload: state that must survive it (the
+    /// sign-in buckets) is carried over from `previous`.
+    pub fn build_after(previous: Option<&Live>, config: Config, metrics: Arc<Metrics>) -> Result<Live, TlsError> {
         let tls = match &config.server.tls {
             Some(files) => Some(TlsAcceptor::from(tls::server_config(&files.cert, &files.key)?)),
             None => None,
         };
-        let service = Arc::new(Service::new(Arc::new(config), metrics)?);
-        Ok(Live { service, tls })
+        let mut service = Service::new(Arc::new(config), metrics)?;
+        if let Some(previous) = previous {
+            service.carry_over(&previous.service);
+        }
+        Ok(Live {
+            service: Arc::new(service),
+            tls,
+        })
     }
 
     /// The configuration of this generation.

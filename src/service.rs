@@ -82,6 +82,12 @@ impl Service {
         })
     }
 
+    /// Carry state that must outlive a reload (the sign-in buckets) over
+    /// from the generation this one replaces.
+    pub fn carry_over(&mut self, previous: &Service) {
+        self.auth.carry_over(&previous.auth);
+    }
+
     /// The configuration this service was built from.
     pub fn config(&self) -> &Arc<Config> {
         &self.config

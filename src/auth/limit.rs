@@ -14,6 +14,7 @@ pub struct Limits {
     by_ip: DefaultKeyedRateLimiter<IpAddr>,
     by_user: DefaultKeyedRateLimiter<String>,
     clock: DefaultClock,
+    quotas: (NonZeroU32, NonZeroU32),
 }
 
 impl std::fmt::Debug for Limits {
@@ -30,7 +31,13 @@ impl Limits {
             by_ip: RateLimiter::keyed(Quota::per_minute(per_ip)),
             by_user: RateLimiter::keyed(Quota::per_minute(per_user)),
             clock: DefaultClock::default(),
+            quotas: (per_ip, per_user),
         }
+    }
+
+    /// The attempts a minute these buckets allow: per IP, per user.
+    pub fn quotas(&self) -> (NonZeroU32, NonZeroU32) {
+        self.quotas
     }
 
     /// Count an attempt from `ip`; `Err(wait)` when over the limit.

@@ -13,7 +13,7 @@ use crate::support::{Proxy, Seen, session_toml, spawn_echo_upstream, spawn_proxy
 const BROWSER: &str = "text/html,application/xhtml+xml,*/*;q=0.8";
 
 /// Users alice (admin) and bob (staff), with argon2 hashes made now.
-fn users() -> String {
+pub fn users() -> String {
     let hash = |pw: &str| usher::auth::users::hash_password(pw).expect("hash");
     format!(
         "[[users]]\nname = \"alice\"\npassword_hash = \"{}\"\nemail = \"alice@example.com\"\ngroups = [\"admin\", \"staff\"]\n\

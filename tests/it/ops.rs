@@ -338,3 +338,46 @@ async fn logs_of_a_whole_journey_hold_no_secret_or_cookie() {
         serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
     }
 }
+
+/// A reload that leaves the sign-in limits as they were keeps counting in
+/// the same buckets: SIGHUP is not a way to a fresh allowance. New limits
+/// start new buckets.
+#[tokio::test]
+async fn sighup_keeps_sign_in_buckets_unless_the_limits_change() {
+    let up = spawn_echo_upstream().await;
+    let limits = |per_user: u32| {
+        config(
+            up.addr,
+            &format!(
+                "{}[login]\nip_attempts_per_minute = 100\nuser_attempts_per_minute = {per_user}\n",
+                crate::login::users()
+            ),
+        )
+    };
+    let usher = Usher::start(&["run"], Some(&limits(2)));
+    let path = usher.config_path.clone().expect("config path");
+    let base = usher.url("");
+    let c = jar();
+    let attempt = || crate::login::sign_in_at(&c, &base, "alice", "wrong", "/");
+    assert_eq!(attempt().await.status(), 401);
+    assert_eq!(attempt().await.status(), 401);
+    assert_eq!(attempt().await.status(), 429, "third attempt within a minute");
+
+    // Same limits (the file is rewritten, hashes and all): still refused.
+    std::fs::write(&path, limits(2)).expect("rewrite");
+    usher.signal("HUP");
+    wait_for_log(&usher, "configuration reloaded").await;
+    assert_eq!(attempt().await.status(), 429, "a reload is not a fresh allowance");
+
+    // New limits: new buckets.
+    std::fs::write(&path, limits(3)).expect("rewrite");
+    usher.signal("HUP");
+    for _ in 0..100 {
+        if usher.log_text().matches("configuration reloaded").count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(usher.log_text().matches("configuration reloaded").count(), 2);
+    assert_eq!(attempt().await.status(), 401, "new limits, new buckets");
+}
