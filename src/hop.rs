@@ -127,15 +127,10 @@ fn remove_forwarding(headers: &mut HeaderMap, trusted: bool) {
 }
 
 /// Remove every header whose name `doomed` picks, looking at each name
-/// once: a request usually carries none of them, and then nothing is hashed
-/// or allocated.
+/// once (`keys` yields a repeated name once): a request usually carries
+/// none of them, and then nothing is hashed or allocated.
 pub fn remove_where(headers: &mut HeaderMap, mut doomed: impl FnMut(&HeaderName) -> bool) {
-    let mut picked: Vec<HeaderName> = Vec::new();
-    for name in headers.keys() {
-        if doomed(name) && !picked.contains(name) {
-            picked.push(name.clone());
-        }
-    }
+    let picked: Vec<HeaderName> = headers.keys().filter(|name| doomed(name)).cloned().collect();
     for name in picked {
         headers.remove(&name);
     }
