@@ -115,13 +115,18 @@ async fn sighup_reloads_under_load_and_a_broken_config_keeps_the_old_one() {
 }
 
 async fn wait_for_log(usher: &Usher, needle: &str) {
+    wait_for_logged(usher, needle, 1).await;
+}
+
+/// Wait until `needle` has been logged at least `times` times.
+async fn wait_for_logged(usher: &Usher, needle: &str, times: usize) {
     for _ in 0..100 {
-        if usher.log_text().contains(needle) {
+        if usher.log_text().matches(needle).count() >= times {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("{needle:?} never logged:\n{}", usher.log_text());
+    panic!("{needle:?} not logged {times} time(s):\n{}", usher.log_text());
 }
 
 /// The Python interpreter of the test virtualenv (`scripts/test.sh` makes
@@ -372,12 +377,6 @@ async fn sighup_keeps_sign_in_buckets_unless_the_limits_change() {
     // New limits: new buckets.
     std::fs::write(&path, limits(3)).expect("rewrite");
     usher.signal("HUP");
-    for _ in 0..100 {
-        if usher.log_text().matches("configuration reloaded").count() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(usher.log_text().matches("configuration reloaded").count(), 2);
+    wait_for_logged(&usher, "configuration reloaded", 2).await;
     assert_eq!(attempt().await.status(), 401, "new limits, new buckets");
 }
