@@ -4,10 +4,11 @@
 
 use bytes::Bytes;
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
+
+use crate::proxy::ResponseBody;
 
 /// Body of every response usher sends.
-pub type Body = Either<Incoming, Full<Bytes>>;
+pub type Body = Either<ResponseBody, Full<Bytes>>;
 
 /// A body usher wrote itself.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
@@ -20,6 +21,6 @@ pub fn empty() -> Body {
 }
 
 /// A streamed body from the upstream.
-pub fn streamed(incoming: Incoming) -> Body {
-    Either::Left(incoming)
+pub fn streamed(upstream: ResponseBody) -> Body {
+    Either::Left(upstream)
 }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::HeaderName;
+use http::Uri;
 use http::uri::{Authority, Scheme};
 use ipnet::IpNet;
 
@@ -213,6 +214,8 @@ pub enum LogFormat {
 /// `[upstream]`
 #[derive(Debug, Clone)]
 pub struct Upstream {
+    /// The backend's URL as configured: `scheme://authority`, no path.
+    pub origin: Uri,
     /// Scheme of the backend (`http`).
     pub scheme: Scheme,
     /// `host:port` of the backend.

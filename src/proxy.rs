@@ -1,12 +1,14 @@
-//! Forwarding to the upstream: one pooled keep-alive client (http or https,
-//! HTTP/1.1 or HTTP/2), the response timeout, protocol upgrades, and the
+//! Forwarding to the upstream: pooled keep-alive connections (http or
+//! https; HTTP/1.1 through our own pool, HTTP/2 through hyper-util's
+//! client), the response timeout, protocol upgrades, and the
 //! classification of upstream failures.
 //!
 //! This module receives a request whose URI and headers are already final
 //! and sends it. It knows nothing of cookies, sessions or header policy.
 
-use std::error::Error as _;
+use std::error::Error as StdError;
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{Request, Response, StatusCode};
@@ -25,15 +27,28 @@ use crate::error::RequestError;
 use crate::server::{HandOff, PlainIo};
 use crate::tls::{self, TlsError};
 
+mod pool;
+
+pub use pool::ResponseBody;
+use pool::{Failure, Pool};
+
 /// A request body on its way upstream: as received, or held to
 /// `server.max_body_bytes`.
 pub type UpstreamBody = Either<Incoming, Limited<Incoming>>;
 
-/// The upstream and the pooled client that reaches it.
+/// The upstream and the pooled connections that reach it.
 #[derive(Clone)]
 pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, UpstreamBody>,
+    client: Connections,
     timeout: Duration,
+}
+
+#[derive(Clone)]
+enum Connections {
+    /// HTTP/1.1: one exchange per connection at a time, our own pool.
+    Http1(Arc<Pool>),
+    /// HTTP/2 (`upstream.http2`): multiplexed, hyper-util's client.
+    Http2(Box<Client<HttpsConnector<HttpConnector>, UpstreamBody>>),
 }
 
 impl Upstream {
@@ -52,18 +67,27 @@ impl Upstream {
         } else {
             builder.enable_http1().wrap_connector(http)
         };
-        let mut client = Client::builder(TokioExecutor::new());
-        client
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new());
-        if cfg.http2 {
-            client.http2_only(true);
-        }
+        let client = if cfg.http2 {
+            let mut client = Client::builder(TokioExecutor::new());
+            client
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .http2_only(true);
+            Connections::Http2(Box::new(client.build(connector)))
+        } else {
+            Connections::Http1(Arc::new(Pool::new(connector, cfg.origin.clone())))
+        };
         Ok(Upstream {
-            client: client.build(connector),
+            client,
             timeout: cfg.timeout,
         })
+    }
+
+    /// Whether requests carry the absolute URI (HTTP/2's `:scheme` and
+    /// `:authority`) rather than the origin-form target HTTP/1.1 sends.
+    pub fn wants_absolute_uri(&self) -> bool {
+        matches!(self.client, Connections::Http2(_))
     }
 
     /// Send `req` and wait for the response head, at most the configured
@@ -74,28 +98,52 @@ impl Upstream {
         &self,
         mut req: Request<UpstreamBody>,
         upgrade: bool,
-    ) -> Result<(Response<Incoming>, Duration), RequestError> {
+    ) -> Result<(Response<ResponseBody>, Duration), RequestError> {
         let client_side = upgrade.then(|| match req.extensions_mut().remove::<HandOff>() {
             Some(hand_off) => ClientSide::Plain(hand_off),
             None => ClientSide::Hyper(hyper::upgrade::on(&mut req)),
         });
         let started = Instant::now();
-        let sent = tokio::time::timeout(self.timeout, self.client.request(req)).await;
-        let mut res = match sent {
+        let (mut res, lease) = match tokio::time::timeout(self.timeout, self.send(req)).await {
             Err(_elapsed) => return Err(RequestError::UpstreamTimeout),
-            Ok(Err(e)) => return Err(classify(&e)),
-            Ok(Ok(res)) => res,
+            Ok(sent) => sent?,
         };
         let took = started.elapsed();
-        if let Some(client_side) = client_side.filter(|_| res.status() == StatusCode::SWITCHING_PROTOCOLS) {
-            let upstream_side = hyper::upgrade::on(&mut res);
-            let client_side = match client_side {
-                ClientSide::Plain(hand_off) => Claimed::Plain(hand_off.claim()),
-                ClientSide::Hyper(on) => Claimed::Hyper(on),
-            };
-            tokio::spawn(tunnel(client_side, upstream_side));
+        if res.status() == StatusCode::SWITCHING_PROTOCOLS {
+            // The connection now belongs to the tunnel, or is closed.
+            drop(lease);
+            if let Some(client_side) = client_side {
+                let upstream_side = hyper::upgrade::on(&mut res);
+                let client_side = match client_side {
+                    ClientSide::Plain(hand_off) => Claimed::Plain(hand_off.claim()),
+                    ClientSide::Hyper(on) => Claimed::Hyper(on),
+                };
+                tokio::spawn(tunnel(client_side, upstream_side));
+            }
+            return Ok((res.map(ResponseBody::unpooled), took));
         }
+        let res = match lease {
+            Some(lease) => res.map(|body| ResponseBody::pooled(body, lease)),
+            None => res.map(ResponseBody::unpooled),
+        };
         Ok((res, took))
+    }
+
+    async fn send(
+        &self,
+        req: Request<UpstreamBody>,
+    ) -> Result<(Response<Incoming>, Option<pool::Lease>), RequestError> {
+        match &self.client {
+            Connections::Http1(pool) => match pool.send(req).await {
+                Ok((res, lease)) => Ok((res, Some(lease))),
+                Err(Failure::Connect(e)) => Err(classify(&*e, true)),
+                Err(Failure::Send(e)) => Err(classify(&e, false)),
+            },
+            Connections::Http2(client) => match client.request(req).await {
+                Ok(res) => Ok((res, None)),
+                Err(e) => Err(classify(&e, e.is_connect())),
+            },
+        }
     }
 }
 
@@ -135,10 +183,10 @@ async fn tunnel(client: Claimed, upstream: OnUpgrade) {
     }
 }
 
-/// Sort a client error: body over the limit, timeout, connect failure or
-/// protocol failure.
-fn classify(err: &hyper_util::client::legacy::Error) -> RequestError {
-    let mut cause = err.source();
+/// Sort an upstream error: body over the limit, timeout, connect failure
+/// (`connect`: it happened while connecting) or protocol failure.
+fn classify(err: &(dyn StdError + 'static), connect: bool) -> RequestError {
+    let mut cause = Some(err);
     let mut timed_out = false;
     while let Some(e) = cause {
         if e.is::<LengthLimitError>() {
@@ -151,7 +199,7 @@ fn classify(err: &hyper_util::client::legacy::Error) -> RequestError {
     }
     if timed_out {
         RequestError::UpstreamTimeout
-    } else if err.is_connect() {
+    } else if connect {
         RequestError::UpstreamConnect
     } else {
         RequestError::UpstreamProtocol

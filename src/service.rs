@@ -256,7 +256,8 @@ impl Service {
         (rest.is_empty() || rest.starts_with('/')).then_some(rest)
     }
 
-    /// Point the request at the upstream: absolute URI, HTTP/1.1, `Host`.
+    /// Point the request at the upstream: the target (origin-form for
+    /// HTTP/1.1, absolute for HTTP/2), the version, `Host`.
     fn rewrite_for_upstream(
         &self,
         parts: &mut http::request::Parts,
@@ -264,13 +265,16 @@ impl Service {
         host: Option<HeaderValue>,
     ) -> Result<(), RequestError> {
         let up = &self.config.upstream;
-        let uri = Uri::builder()
-            .scheme(up.scheme.clone())
-            .authority(up.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
-            .map_err(|_| RequestError::Internal)?;
-        parts.uri = uri;
+        parts.uri = if self.upstream.wants_absolute_uri() {
+            Uri::builder()
+                .scheme(up.scheme.clone())
+                .authority(up.authority.clone())
+                .path_and_query(path_and_query)
+                .build()
+                .map_err(|_| RequestError::Internal)?
+        } else {
+            Uri::from(path_and_query)
+        };
         parts.version = if up.http2 { Version::HTTP_2 } else { Version::HTTP_11 };
         let host = match host {
             Some(h) if up.preserve_host => h,

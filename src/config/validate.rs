@@ -218,6 +218,7 @@ fn upstream(raw: &RawUpstream, p: &mut Problems) -> Option<Upstream> {
     let timeout = p.check("upstream.timeout", raw.timeout.as_deref(), secs(60), positive_duration);
     let url = url?;
     Some(Upstream {
+        origin: url.clone(),
         scheme: url.scheme()?.clone(),
         authority: url.authority()?.clone(),
         connect_timeout: connect?,

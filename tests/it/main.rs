@@ -19,4 +19,5 @@ mod streaming; // 200 MB each way through the real binary, RSS bounded
 mod target; // malformed and ambiguous request targets on the wire
 mod tls; // HTTPS in (h1, h2) and out (custom CA), certificates from rcgen
 mod upstream_failures; // 502 and 504, JSON or HTML
+mod upstream_pool; // upstream keep-alive: reuse, closes, abandoned bodies
 mod websocket; // Upgrade tunnelled end to end

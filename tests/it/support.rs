@@ -5,6 +5,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -98,7 +100,15 @@ pub async fn spawn_proxy_toml(text: &str) -> Proxy {
 /// An upstream server bound on port 0 that runs `handler` for each request.
 pub struct Upstream {
     pub addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
     task: JoinHandle<()>,
+}
+
+impl Upstream {
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for Upstream {
@@ -124,11 +134,14 @@ where
 {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
     let addr = listener.local_addr().expect("upstream addr");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
     let task = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            counter.fetch_add(1, Ordering::SeqCst);
             let handler = handler.clone();
             tokio::spawn(async move {
                 let svc = service_fn(handler);
@@ -138,7 +151,7 @@ where
             });
         }
     });
-    Upstream { addr, task }
+    Upstream { addr, accepted, task }
 }
 
 /// Body type of test upstream responses.

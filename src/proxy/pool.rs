@@ -1,0 +1,245 @@
+//! The HTTP/1.1 upstream pool: keep-alive connections made with hyper's
+//! own `client::conn::http1`, kept on a stack (newest first) and lent to one
+//! exchange at a time.
+//!
+//! A connection goes back to the pool when its response body has been read
+//! to the end, from inside the body's own poll: no task per request, no
+//! hashing of a pool key (there is one upstream). A body dropped before its
+//! end takes its connection with it, and hyper closes it. A 101 keeps its
+//! connection: it now belongs to the tunnel.
+//!
+//! A pooled connection the upstream closed while it sat idle is noticed by
+//! hyper (it reads the EOF) and skipped. If the close races with our
+//! request, hyper hands the unsent request back and it is retried on the
+//! next connection; a request already written is never sent twice.
+
+use std::error::Error as StdError;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response, Uri};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use tower_service::Service as _;
+use tracing::debug;
+
+use super::UpstreamBody;
+
+/// Idle connections kept at most; the oldest goes first.
+const MAX_IDLE: usize = 1024;
+/// An idle connection older than this is closed rather than reused.
+const IDLE_FOR: Duration = Duration::from_secs(90);
+
+/// Why an exchange failed before a response head arrived.
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// No connection could be made (refused, unreachable, TLS).
+    Connect(Box<dyn StdError + Send + Sync>),
+    /// The connection broke, or the request body failed, while sending.
+    Send(hyper::Error),
+}
+
+/// Keep-alive HTTP/1.1 connections to one upstream origin.
+pub(super) struct Pool {
+    connector: HttpsConnector<HttpConnector>,
+    /// `scheme://authority` of the upstream: what is connected to.
+    origin: Uri,
+    idle: Mutex<Vec<Idle>>,
+}
+
+struct Idle {
+    sender: SendRequest<UpstreamBody>,
+    since: Instant,
+}
+
+impl Pool {
+    pub(super) fn new(connector: HttpsConnector<HttpConnector>, origin: Uri) -> Pool {
+        Pool {
+            connector,
+            origin,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Send `req` (origin-form target, `Host` set) on a pooled connection,
+    /// or on a new one when none is left. The lease returns the connection
+    /// once the response body has ended.
+    pub(super) async fn send(
+        self: &Arc<Self>,
+        mut req: Request<UpstreamBody>,
+    ) -> Result<(Response<Incoming>, Lease), Failure> {
+        while let Some(mut sender) = self.take() {
+            // A connection handed back at the end of a body may still be
+            // finishing that exchange; this waits for it, or reports it closed.
+            if sender.ready().await.is_err() {
+                continue;
+            }
+            match sender.try_send_request(req).await {
+                Ok(res) => return Ok((res, self.lease(sender))),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) => {
+                        debug!(error = %e.error(), "pooled upstream connection closed before the request was sent; retrying");
+                        req = unsent;
+                    }
+                    None => return Err(Failure::Send(e.into_error())),
+                },
+            }
+        }
+        let mut sender = self.connect().await?;
+        let res = sender.send_request(req).await.map_err(Failure::Send)?;
+        Ok((res, self.lease(sender)))
+    }
+
+    fn lease(self: &Arc<Self>, sender: SendRequest<UpstreamBody>) -> Lease {
+        Lease {
+            pool: Arc::clone(self),
+            sender,
+        }
+    }
+
+    /// A new connection, driven by its own task until it closes.
+    async fn connect(&self) -> Result<SendRequest<UpstreamBody>, Failure> {
+        let mut connector = self.connector.clone();
+        poll_fn(|cx| connector.poll_ready(cx)).await.map_err(Failure::Connect)?;
+        let io = connector.call(self.origin.clone()).await.map_err(Failure::Connect)?;
+        let (sender, conn) = http1::handshake(io).await.map_err(Failure::Send)?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                debug!(error = %e, "upstream connection closed with an error");
+            }
+        });
+        Ok(sender)
+    }
+
+    /// The newest idle connection that is still open and fresh.
+    fn take(&self) -> Option<SendRequest<UpstreamBody>> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let stale = idle.iter().take_while(|c| c.since.elapsed() > IDLE_FOR).count();
+        idle.drain(..stale);
+        while let Some(c) = idle.pop() {
+            if !c.sender.is_closed() {
+                return Some(c.sender);
+            }
+        }
+        None
+    }
+
+    fn put(&self, sender: SendRequest<UpstreamBody>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() >= MAX_IDLE {
+            idle.remove(0);
+        }
+        idle.push(Idle {
+            sender,
+            since: Instant::now(),
+        });
+    }
+}
+
+/// A pooled connection lent to one exchange.
+pub(super) struct Lease {
+    pool: Arc<Pool>,
+    sender: SendRequest<UpstreamBody>,
+}
+
+impl Lease {
+    /// Return the connection once it can take the next request. That is
+    /// almost always at once: hyper marks it ready as soon as it has read
+    /// the response's end. It is not when the upstream answered before
+    /// reading the whole request body; then a task waits for the body to be
+    /// sent (or the connection to close), so that no request ever queues
+    /// behind a stalled one.
+    fn give_back(self) {
+        if self.sender.is_ready() {
+            return self.pool.put(self.sender);
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let Lease { pool, mut sender } = self;
+        runtime.spawn(async move {
+            if let Ok(Ok(())) = tokio::time::timeout(IDLE_FOR, sender.ready()).await {
+                pool.put(sender);
+            }
+        });
+    }
+}
+
+/// An upstream response body. When it has been read to its end, the
+/// connection it came on goes back to the pool.
+#[derive(Debug)]
+pub struct ResponseBody {
+    inner: Incoming,
+    lease: Option<Lease>,
+}
+
+impl ResponseBody {
+    /// A body whose connection is not pooled (HTTP/2, or a 101).
+    pub(super) fn unpooled(inner: Incoming) -> ResponseBody {
+        ResponseBody { inner, lease: None }
+    }
+
+    pub(super) fn pooled(inner: Incoming, lease: Lease) -> ResponseBody {
+        ResponseBody {
+            inner,
+            lease: Some(lease),
+        }
+    }
+
+    fn give_back(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            lease.give_back();
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => this.give_back(),
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.give_back(),
+            Poll::Ready(Some(Err(_))) => this.lease = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for ResponseBody {
+    /// A body dropped at its end (HEAD, 204, a length already read) still
+    /// returns its connection; one dropped part-way closes it.
+    fn drop(&mut self) {
+        if self.inner.is_end_stream() {
+            self.give_back();
+        }
+    }
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease").finish_non_exhaustive()
+    }
+}
