@@ -15,9 +15,11 @@ pub use io::PlainIo;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::pin::{Pin, pin};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Waker;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
@@ -26,7 +28,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
@@ -45,9 +47,6 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let config = Arc::clone(live.load().service.config());
     let job = Arc::new(Job::new(&config, live, metrics));
-    let permits = Arc::new(Semaphore::new(config.server.max_connections));
-    // Every connection task holds a clone; `recv` returns once all are gone.
-    let (open_tx, mut open_rx) = mpsc::channel::<Infallible>(1);
     let ticker = tokio::spawn({
         let job = Arc::clone(&job);
         async move {
@@ -61,21 +60,23 @@ pub async fn serve(
     });
     loop {
         // Stop accepting while at the connection cap: the kernel queues.
-        let permit = tokio::select! {
-            p = Arc::clone(&permits).acquire_owned() => p.map_err(std::io::Error::other)?,
+        // The permit goes back when the connection's `Held` drops.
+        tokio::select! {
+            p = job.permits.acquire() => p.map_err(std::io::Error::other)?.forget(),
             () = stopped(&mut stop) => break,
         };
         let Some((stream, remote)) = accept_until(&listener, pin!(stopped(&mut stop)), "proxy").await else {
+            job.permits.add_permits(1);
             break;
         };
         let _ = stream.set_nodelay(true);
-        let held = Held::new(Arc::clone(&job), permit, open_tx.clone());
+        let held = Held::new(Arc::clone(&job));
         let tls = job.live.load().tls.clone();
         match tls {
             None => tokio::spawn(plain::PlainConnection::new(
                 held,
                 stream,
-                Connection { remote, proto: "http" },
+                Connection { remote, tls: false },
             )),
             Some(acceptor) => tokio::spawn(async move {
                 held.job.serve_tls(acceptor, stream, remote).await;
@@ -84,11 +85,12 @@ pub async fn serve(
         };
     }
     drop(listener);
-    drop(open_tx);
     job.bell.stop();
     ticker.abort();
     info!("shutting down; draining connections");
-    if tokio::time::timeout(config.server.shutdown_timeout, open_rx.recv())
+    // Every permit back means every connection task has ended.
+    let all = u32::try_from(config.server.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(config.server.shutdown_timeout, job.permits.acquire_many(all))
         .await
         .is_err()
     {
@@ -97,29 +99,26 @@ pub async fn serve(
     Ok(())
 }
 
-/// What a connection task holds for its whole life: its place under
-/// `max_connections`, its place in the drain count, and the open-connection
-/// gauge (counted down on drop, however the task ends).
+/// What a connection task holds for its whole life: its permit under
+/// `max_connections` (given back on drop, which is also what the drain
+/// waits for) and its place in the open-connection gauge. Only the `Arc`:
+/// an idle connection's task is kept small (see `plain`).
 struct Held {
     job: Arc<Job>,
-    _permit: OwnedSemaphorePermit,
-    _open: mpsc::Sender<Infallible>,
 }
 
 impl Held {
-    fn new(job: Arc<Job>, permit: OwnedSemaphorePermit, open: mpsc::Sender<Infallible>) -> Self {
+    /// Take over a permit the accept loop acquired and forgot.
+    fn new(job: Arc<Job>) -> Self {
         job.metrics.connection(1);
-        Held {
-            job,
-            _permit: permit,
-            _open: open,
-        }
+        Held { job }
     }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
         self.job.metrics.connection(-1);
+        self.job.permits.add_permits(1);
     }
 }
 
@@ -132,7 +131,11 @@ struct Job {
     auto: auto::Builder<TokioExecutor>,
     header_read_timeout: Duration,
     idle_timeout: Duration,
+    /// `idle_timeout` in bell rings, rounded up, plus the ring in progress.
+    idle_rings: u32,
     bell: Bell,
+    /// One per open connection, at most `server.max_connections`.
+    permits: Semaphore,
 }
 
 impl Job {
@@ -149,14 +152,16 @@ impl Job {
             auto: auto_builder(config),
             header_read_timeout: server.header_read_timeout,
             idle_timeout: server.idle_timeout,
+            idle_rings: idle_rings(server.idle_timeout),
             bell: Bell::default(),
+            permits: Semaphore::new(server.max_connections),
         }
     }
 
     async fn serve_tls(&self, acceptor: TlsAcceptor, stream: TcpStream, remote: SocketAddr) {
         match tokio::time::timeout(self.header_read_timeout, acceptor.accept(stream)).await {
             Ok(Ok(tls_stream)) => {
-                self.serve_auto(tls_stream, Connection { remote, proto: "https" }).await;
+                self.serve_auto(tls_stream, Connection { remote, tls: true }).await;
             }
             Ok(Err(e)) => debug!(error = %e, %remote, "TLS handshake failed"),
             Err(_) => debug!(%remote, "TLS handshake timed out"),
@@ -206,34 +211,96 @@ fn auto_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// Wakes connection tasks: once when the server stops, and every tick so
-/// that idle connections can check their own deadline. One shared
-/// `Notify` instead of a timer and a `watch` receiver per connection keeps
-/// an idle connection small.
+/// Wakes connection tasks when the server stops, and idle plain
+/// connections on every tick so that they can check their deadline (which
+/// they count in ticks). Busy connections wait on the `Notify`; idle ones
+/// park their waker in a shared list, which costs them a 4-byte slot
+/// number instead of a timer or a `Notified` (64 bytes) of their own.
 #[derive(Default)]
 struct Bell {
     stopping: AtomicBool,
-    notify: Arc<Notify>,
+    rings: AtomicU32,
+    notify: Notify,
+    idle: Mutex<Parked>,
 }
+
+/// Idle connections' wakers; a free slot is `None` and listed in `free`.
+#[derive(Default)]
+struct Parked {
+    wakers: Vec<Option<Waker>>,
+    free: Vec<u32>,
+}
+
+/// A connection's place in [`Parked`]: its index plus one.
+type Slot = NonZeroU32;
 
 impl Bell {
     fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.notify.notify_waiters();
+        self.wake_idle();
     }
 
     fn ring(&self) {
-        self.notify.notify_waiters();
+        self.rings.fetch_add(1, Ordering::SeqCst);
+        self.wake_idle();
     }
 
     fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
 
+    /// Rings so far.
+    fn rings(&self) -> u32 {
+        self.rings.load(Ordering::SeqCst)
+    }
+
+    fn wake_idle(&self) {
+        let parked = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        for waker in parked.wakers.iter().flatten() {
+            waker.wake_by_ref();
+        }
+    }
+
+    /// Keep `waker` to be woken on the next ring or stop, in `slot` (taken
+    /// on the first call).
+    fn park(&self, slot: &mut Option<Slot>, waker: &Waker) {
+        let mut parked = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let parked = &mut *parked;
+        if let Some(kept) = slot.and_then(|s| parked.wakers.get_mut(index(s))) {
+            match kept {
+                Some(old) if old.will_wake(waker) => {}
+                _ => *kept = Some(waker.clone()),
+            }
+            return;
+        }
+        let at = match parked.free.pop() {
+            Some(at) => at,
+            None => {
+                parked.wakers.push(None);
+                u32::try_from(parked.wakers.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        if let Some(kept) = parked.wakers.get_mut(at as usize) {
+            *kept = Some(waker.clone());
+            *slot = Slot::new(at.saturating_add(1));
+        }
+    }
+
+    /// Give `slot` back: its connection is no longer idle.
+    fn unpark(&self, slot: &mut Option<Slot>) {
+        let Some(s) = slot.take() else { return };
+        let mut parked = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(kept) = parked.wakers.get_mut(index(s)) {
+            *kept = None;
+            parked.free.push(s.get() - 1);
+        }
+    }
+
     /// Completes once the server stops.
     async fn stopped(&self) {
         loop {
-            // Created before the flag is read: a ring in between still
+            // Created before the flag is read: a stop in between still
             // completes it.
             let rung = self.notify.notified();
             if self.is_stopping() {
@@ -244,11 +311,23 @@ impl Bell {
     }
 }
 
+fn index(slot: Slot) -> usize {
+    (slot.get() - 1) as usize
+}
+
 /// How often idle connections look at their deadline: a quarter of
 /// `idle_timeout`, between 250 ms and 5 s, so a connection closes at most
 /// that late.
 fn tick(idle_timeout: Duration) -> Duration {
     (idle_timeout / 4).clamp(Duration::from_millis(250), Duration::from_secs(5))
+}
+
+/// Rings of [`tick`] an idle connection waits: enough that it never closes
+/// before `idle_timeout`, and at most one tick after.
+fn idle_rings(idle_timeout: Duration) -> u32 {
+    let tick = tick(idle_timeout).as_millis().max(1);
+    let rings = idle_timeout.as_millis().div_ceil(tick) + 1;
+    u32::try_from(rings).unwrap_or(u32::MAX)
 }
 
 /// The next connection on `listener`, or `None` once `stop` completes.
@@ -276,4 +355,84 @@ pub async fn accept_until<F: Future<Output = ()>>(
 /// Completes once `stop` turns true (or its sender is gone).
 pub async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    use super::*;
+
+    /// A waker that counts its wakes.
+    #[derive(Default)]
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counter() -> (Arc<Counter>, Waker) {
+        let c = Arc::new(Counter::default());
+        (Arc::clone(&c), Waker::from(c))
+    }
+
+    fn wakes(c: &Counter) -> usize {
+        c.0.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn parked_wakers_are_woken_by_rings_and_stop_until_unparked() {
+        let bell = Bell::default();
+        let (a, a_waker) = counter();
+        let (b, b_waker) = counter();
+        let (mut a_slot, mut b_slot) = (None, None);
+        bell.park(&mut a_slot, &a_waker);
+        bell.park(&mut b_slot, &b_waker);
+        // Parking again with the same waker keeps the slot.
+        let kept = a_slot;
+        bell.park(&mut a_slot, &a_waker);
+        assert_eq!(a_slot, kept);
+        bell.ring();
+        assert_eq!((wakes(&a), wakes(&b), bell.rings()), (1, 1, 1));
+
+        bell.unpark(&mut a_slot);
+        assert_eq!(a_slot, None);
+        bell.ring();
+        assert_eq!((wakes(&a), wakes(&b)), (1, 2));
+
+        // A freed slot is reused rather than the list growing.
+        let (c, c_waker) = counter();
+        let mut c_slot = None;
+        bell.park(&mut c_slot, &c_waker);
+        assert_eq!(c_slot, kept);
+        assert_eq!(bell.idle.lock().expect("lock").wakers.len(), 2);
+
+        bell.stop();
+        assert!(bell.is_stopping());
+        assert_eq!((wakes(&a), wakes(&b), wakes(&c)), (1, 3, 1));
+        assert_eq!(bell.rings(), 2, "a stop is not a ring");
+        bell.unpark(&mut b_slot);
+        bell.unpark(&mut c_slot);
+        assert!(bell.idle.lock().expect("lock").wakers.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn idle_connections_never_close_early_and_at_most_a_tick_late() {
+        for ms in [1u64, 100, 250, 999, 1_000, 3_000, 10_000, 60_000, 3_600_000] {
+            let idle = Duration::from_millis(ms);
+            let tick = tick(idle);
+            // The first of the rings may come at once, so the wait is at
+            // least (rings - 1) ticks and at most `rings` ticks.
+            let rings = idle_rings(idle);
+            let shortest = tick * (rings - 1);
+            assert!(shortest >= idle, "{idle:?}: {rings} rings of {tick:?}");
+            assert!(shortest < idle + tick, "{idle:?}: {rings} rings of {tick:?}");
+        }
+    }
 }

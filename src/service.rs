@@ -57,8 +57,15 @@ pub struct Service {
 pub struct Connection {
     /// The TCP peer.
     pub remote: SocketAddr,
+    /// Whether the client connected over TLS.
+    pub tls: bool,
+}
+
+impl Connection {
     /// `http` or `https`.
-    pub proto: &'static str,
+    pub fn proto(&self) -> &'static str {
+        if self.tls { "https" } else { "http" }
+    }
 }
 
 impl Service {
@@ -206,7 +213,7 @@ impl Service {
         // 5. inject: usher's own forwarding headers and the session fields.
         let peer = Peer {
             ip: conn.remote.ip(),
-            proto: conn.proto,
+            proto: conn.proto(),
             trusted,
         };
         hop::set_forwarded(&mut parts.headers, peer, host.clone());

@@ -92,7 +92,9 @@ impl Pool {
                 },
             }
         }
-        let mut sender = self.connect().await?;
+        // Boxed: connecting is the cold path, and its future (hyper's
+        // handshake included) would otherwise triple this one's size.
+        let mut sender = Box::pin(self.connect()).await?;
         let res = sender.send_request(req).await.map_err(Failure::Send)?;
         Ok((res, self.lease(sender)))
     }

@@ -57,13 +57,20 @@ impl PlainIo {
     }
 
     /// Whether bytes wait in front of the socket.
-    pub(super) fn has_unread(&self) -> bool {
+    #[cfg(test)]
+    fn has_unread(&self) -> bool {
         !self.unread.is_empty()
     }
 
-    /// The socket, to wait for it to become readable.
-    pub(super) fn stream(&self) -> &TcpStream {
-        &self.stream
+    /// The bare socket, to wait on between requests; or this stream back
+    /// when bytes are still waiting in front of it (the next request has
+    /// begun).
+    pub(super) fn into_idle(self) -> Result<TcpStream, PlainIo> {
+        if self.unread.is_empty() {
+            Ok(self.stream)
+        } else {
+            Err(self)
+        }
     }
 
     fn note_write<T>(&self, result: &Poll<io::Result<T>>) {

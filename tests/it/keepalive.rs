@@ -387,3 +387,34 @@ async fn a_long_mixed_sequence_stays_in_step() {
     }
     proxy.stop().await;
 }
+
+/// `server.max_connections` counts idle keep-alive connections too: a
+/// connection over the cap waits (in the kernel's queue) until one of the
+/// open ones closes, and is then served.
+#[tokio::test]
+async fn a_connection_over_the_cap_waits_for_a_place() {
+    let (_up, proxy, mut first) = connected("[server]\nmax_connections = 2\n").await;
+    let mut second = TcpStream::connect(proxy.addr).await.expect("connect");
+    for stream in [&mut first, &mut second] {
+        stream
+            .write_all(b"GET /held HTTP/1.1\r\nhost: app.test\r\n\r\n")
+            .await
+            .expect("write");
+        assert_eq!(read_responses(stream, 1).await.len(), 1);
+    }
+    // Both are idle now, and still hold their places.
+    let mut third = TcpStream::connect(proxy.addr).await.expect("connect");
+    third
+        .write_all(b"GET /third HTTP/1.1\r\nhost: app.test\r\n\r\n")
+        .await
+        .expect("write");
+    let mut byte = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(500), third.read(&mut byte)).await;
+    assert!(early.is_err(), "a third connection was served over a cap of 2");
+    drop(first);
+    let bodies = read_responses(&mut third, 1).await;
+    let doc: serde_json::Value = serde_json::from_str(&bodies[0]).expect("json");
+    assert_eq!(doc["uri"], "/third");
+    drop((second, third));
+    proxy.stop().await;
+}
