@@ -20,7 +20,6 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use serde_json::{Map, Value, json};
 use tracing::{info, warn};
 
@@ -29,6 +28,7 @@ use crate::config::Config;
 use crate::metrics::{LoginResult, Metrics};
 use crate::redirect::AllowedHosts;
 use crate::respond;
+use crate::server::RequestBody;
 use crate::session::codec::AUTH_TIME_FIELD;
 use crate::session::cookie;
 
@@ -89,7 +89,7 @@ impl Auth {
     }
 
     /// Answer a request for `<prefix><endpoint>`.
-    pub async fn handle(&self, req: Request<Incoming>, endpoint: &str, cx: Context<'_>) -> Response<Body> {
+    pub async fn handle(&self, req: Request<RequestBody>, endpoint: &str, cx: Context<'_>) -> Response<Body> {
         match (endpoint, req.method()) {
             ("/login", &Method::GET | &Method::HEAD) => {
                 self.login_page(req.headers(), self.rd(&rd_param(req.uri().query())), None, "", &cx)
@@ -153,7 +153,7 @@ impl Auth {
         res
     }
 
-    async fn login(&self, req: Request<Incoming>, cx: &Context<'_>) -> Response<Body> {
+    async fn login(&self, req: Request<RequestBody>, cx: &Context<'_>) -> Response<Body> {
         if let Err(wait) = self.limits.check_ip(cx.ip) {
             return self.too_many(wait, cx.html);
         }
@@ -243,7 +243,7 @@ impl Auth {
         )
     }
 
-    async fn logout(&self, req: Request<Incoming>) -> Response<Body> {
+    async fn logout(&self, req: Request<RequestBody>) -> Response<Body> {
         let rd = match read_form(req.into_body()).await {
             Ok(form) => self.rd(form.get("rd").map(String::as_str).unwrap_or("/")),
             Err(_) => "/".to_string(),
@@ -301,7 +301,7 @@ fn rd_param(query: Option<&str>) -> String {
     rd.unwrap_or_else(|| "/".to_string())
 }
 
-async fn read_form(body: Incoming) -> Result<HashMap<String, String>, StatusCode> {
+async fn read_form(body: RequestBody) -> Result<HashMap<String, String>, StatusCode> {
     let bytes: Bytes = match Limited::new(body, FORM_LIMIT).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(StatusCode::PAYLOAD_TOO_LARGE),

@@ -24,7 +24,7 @@ use tracing::debug;
 
 use crate::config;
 use crate::error::RequestError;
-use crate::server::{HandOff, PlainIo};
+use crate::server::{HandOff, PlainIo, RequestBody};
 use crate::tls::{self, TlsError};
 
 mod pool;
@@ -34,7 +34,7 @@ use pool::{Failure, Pool};
 
 /// A request body on its way upstream: as received, or held to
 /// `server.max_body_bytes`.
-pub type UpstreamBody = Either<Incoming, Limited<Incoming>>;
+pub type UpstreamBody = Either<RequestBody, Limited<RequestBody>>;
 
 /// The upstream and the pooled connections that reach it.
 #[derive(Clone)]

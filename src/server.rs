@@ -9,7 +9,7 @@ mod exchange;
 mod io;
 mod plain;
 
-pub use exchange::HandOff;
+pub use exchange::{HandOff, RequestBody};
 pub use io::PlainIo;
 
 use std::convert::Infallible;
@@ -180,7 +180,7 @@ impl Job {
             // The service current when the request arrives: reloads apply
             // to the next request on a kept-alive connection.
             let service = Arc::clone(&live.load().service);
-            async move { Ok::<_, Infallible>(service.handle(req, conn).await) }
+            async move { Ok::<_, Infallible>(service.handle(req.map(RequestBody::new), conn).await) }
         });
         let mut served = Box::pin(self.auto.serve_connection_with_upgrades(TokioIo::new(io), hyper_svc));
         let result = tokio::select! {

@@ -16,7 +16,6 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::{Either, Limited};
-use hyper::body::Incoming;
 use tracing::{Level, debug, event};
 
 use crate::auth::{self, Auth};
@@ -27,6 +26,7 @@ use crate::headers::HeaderPlan;
 use crate::hop::{self, Peer};
 use crate::metrics::Metrics;
 use crate::proxy::{Upstream, UpstreamBody};
+use crate::server::RequestBody;
 use crate::session::cookie;
 use crate::tls::TlsError;
 use crate::{guard, respond, target};
@@ -101,7 +101,7 @@ impl Service {
     }
 
     /// Handle one request; never fails: errors become responses.
-    pub async fn handle(&self, req: Request<Incoming>, conn: Connection) -> Response<Body> {
+    pub async fn handle(&self, req: Request<RequestBody>, conn: Connection) -> Response<Body> {
         let started = Instant::now();
         let html = respond::wants_html(req.method(), req.headers());
         let mut trace = Trace {
@@ -143,7 +143,7 @@ impl Service {
 
     async fn pipeline(
         &self,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         conn: Connection,
         html: bool,
         trace: &mut Trace,
@@ -243,7 +243,7 @@ impl Service {
 
     /// Hold the body to `server.max_body_bytes`: refuse a declared length
     /// over it at once, and cut a streamed body that grows past it.
-    fn limit_body(&self, headers: &HeaderMap, body: Incoming) -> Result<UpstreamBody, RequestError> {
+    fn limit_body(&self, headers: &HeaderMap, body: RequestBody) -> Result<UpstreamBody, RequestError> {
         let Some(limit) = self.config.server.max_body_bytes else {
             return Ok(Either::Left(body));
         };
@@ -308,7 +308,7 @@ fn normalised_target(uri: &Uri) -> Result<PathAndQuery, RequestError> {
 }
 
 /// The host the client asked for: `Host`, or the HTTP/2 `:authority`.
-fn client_host(req: &Request<Incoming>) -> Option<HeaderValue> {
+fn client_host(req: &Request<RequestBody>) -> Option<HeaderValue> {
     if let Some(h) = req.headers().get(header::HOST) {
         return Some(h.clone());
     }

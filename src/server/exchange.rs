@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::header::{CONNECTION, UPGRADE};
 use http::{Method, Request, StatusCode, Version};
-use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use tokio::sync::oneshot;
 
 use super::io::PlainIo;
@@ -28,6 +28,8 @@ pub struct Exchanges {
     started: AtomicU32,
     finished: AtomicU32,
     last_clean: AtomicBool,
+    /// The latest request has a body that was not yet read to its end.
+    body_pending: AtomicBool,
     write_stalled: AtomicBool,
     tunnel: Mutex<Option<oneshot::Sender<PlainIo>>>,
 }
@@ -38,6 +40,13 @@ impl Exchanges {
     pub(super) fn begin<B: HttpBody>(&self, req: &Request<B>) {
         self.started.fetch_add(1, Relaxed);
         self.last_clean.store(leaves_clean_boundary(req), Relaxed);
+        self.body_pending.store(!req.body().is_end_stream(), Relaxed);
+    }
+
+    /// The latest request's body was read to its end: hyper has parsed it
+    /// whole (it moves past a body before handing out its last frame).
+    fn body_read(&self) {
+        self.body_pending.store(false, Relaxed);
     }
 
     fn finish(&self) {
@@ -54,14 +63,16 @@ impl Exchanges {
     }
 
     /// True when every request seen was answered to its last byte, nothing
-    /// waits to be written, the latest request left a clean boundary and no
-    /// tunnel claimed the connection: hyper's state can then be dropped
-    /// without losing or misreading a byte.
+    /// waits to be written, the latest request left a clean boundary, its
+    /// body (if any) was read to the end, and no tunnel claimed the
+    /// connection: hyper's state can then be dropped without losing or
+    /// misreading a byte.
     pub(super) fn settled(&self) -> bool {
         let started = self.started.load(Relaxed);
         started > 0
             && started == self.finished.load(Relaxed)
             && self.last_clean.load(Relaxed)
+            && !self.body_pending.load(Relaxed)
             && !self.write_stalled.load(Relaxed)
             && !self.tunnel_claimed()
     }
@@ -78,8 +89,8 @@ impl Exchanges {
 }
 
 /// HTTP/1.1 without `Connection: close`, or HTTP/1.0 with `keep-alive`; no
-/// request body; no upgrade. Anything else is left to hyper's own
-/// keep-alive handling (it closes, or drains and carries on).
+/// upgrade. Anything else is left to hyper's own keep-alive handling. (A
+/// request body must also be read to its end; see [`RequestBody`].)
 fn leaves_clean_boundary<B: HttpBody>(req: &Request<B>) -> bool {
     let tokens = || {
         req.headers()
@@ -94,7 +105,7 @@ fn leaves_clean_boundary<B: HttpBody>(req: &Request<B>) -> bool {
         Version::HTTP_10 => tokens().any(|t| t.eq_ignore_ascii_case("keep-alive")),
         _ => false,
     };
-    keep_alive && req.body().is_end_stream() && !req.headers().contains_key(UPGRADE)
+    keep_alive && !req.headers().contains_key(UPGRADE)
 }
 
 /// Put in an upgrade request's extensions on plain HTTP/1.1 connections:
@@ -113,6 +124,61 @@ impl HandOff {
         let (tx, rx) = oneshot::channel();
         *self.0.tunnel.lock().unwrap_or_else(PoisonError::into_inner) = Some(tx);
         rx
+    }
+}
+
+/// The body of every request usher receives. On plain HTTP/1.1 it tells
+/// the request cycle when it has been read to its end, so that a
+/// connection whose last request had a body can still drop hyper's state
+/// between requests. A body not read to its end (the upstream answered
+/// early, the client stopped sending) leaves the connection to hyper.
+#[derive(Debug)]
+pub struct RequestBody {
+    inner: Incoming,
+    exchanges: Option<Arc<Exchanges>>,
+}
+
+impl RequestBody {
+    /// A body nobody needs to hear the end of (TLS and HTTP/2 connections).
+    pub fn new(inner: Incoming) -> Self {
+        RequestBody { inner, exchanges: None }
+    }
+
+    pub(super) fn watched(inner: Incoming, exchanges: Arc<Exchanges>) -> Self {
+        RequestBody {
+            inner,
+            exchanges: Some(exchanges),
+        }
+    }
+
+    fn ended(&mut self) {
+        if let Some(exchanges) = self.exchanges.take() {
+            exchanges.body_read();
+        }
+    }
+}
+
+impl HttpBody for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => this.ended(),
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.ended(),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -185,13 +251,13 @@ mod tests {
     }
 
     #[test]
-    fn clean_boundary_needs_keep_alive_no_body_and_no_upgrade() {
+    fn clean_boundary_needs_keep_alive_and_no_upgrade() {
         assert!(leaves_clean_boundary(&req(Version::HTTP_11, None, "")));
         assert!(leaves_clean_boundary(&req(Version::HTTP_11, Some("keep-alive"), "")));
         assert!(!leaves_clean_boundary(&req(Version::HTTP_11, Some("foo, Close"), "")));
         assert!(!leaves_clean_boundary(&req(Version::HTTP_10, None, "")));
         assert!(leaves_clean_boundary(&req(Version::HTTP_10, Some("Keep-Alive"), "")));
-        assert!(!leaves_clean_boundary(&req(Version::HTTP_11, None, "a body")));
+        assert!(leaves_clean_boundary(&req(Version::HTTP_11, None, "a body")));
         let mut up = req(Version::HTTP_11, Some("upgrade"), "");
         up.headers_mut().insert(UPGRADE, "websocket".parse().expect("value"));
         assert!(!leaves_clean_boundary(&up));
@@ -220,6 +286,24 @@ mod tests {
         body.ended = false;
         drop(std::mem::replace(&mut body.inner, crate::body::full("unsent")));
         drop(body);
+        assert!(!ex.settled());
+    }
+
+    #[test]
+    fn a_request_body_must_be_read_to_its_end_to_settle() {
+        let ex = Arc::new(Exchanges::default());
+        ex.begin(&req(Version::HTTP_11, None, "a body"));
+        drop(Tracked::new(
+            crate::body::full("x"),
+            Arc::clone(&ex),
+            &Method::HEAD,
+            StatusCode::OK,
+        ));
+        assert!(!ex.settled(), "answered, but the request body is unread");
+        ex.body_read();
+        assert!(ex.settled());
+        // The next request starts with its own body state.
+        ex.begin(&req(Version::HTTP_11, None, "another"));
         assert!(!ex.settled());
     }
 

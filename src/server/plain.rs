@@ -32,7 +32,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::debug;
 
-use super::exchange::{Exchanges, HandOff, Tracked};
+use super::exchange::{Exchanges, HandOff, RequestBody, Tracked};
 use super::io::PlainIo;
 use super::{Held, Job, Slot};
 use crate::live::Shared;
@@ -270,8 +270,9 @@ impl hyper::service::Service<Request<Incoming>> for CycleService {
     type Error = Infallible;
     type Future = BoxedResponse;
 
-    fn call(&self, mut req: Request<Incoming>) -> BoxedResponse {
+    fn call(&self, req: Request<Incoming>) -> BoxedResponse {
         self.exchanges.begin(&req);
+        let mut req = req.map(|body| RequestBody::watched(body, Arc::clone(&self.exchanges)));
         if req.headers().contains_key(http::header::UPGRADE) {
             req.extensions_mut().insert(HandOff::new(Arc::clone(&self.exchanges)));
         }

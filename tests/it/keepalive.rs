@@ -290,6 +290,37 @@ async fn idle_limit_is_idle_timeout_not_header_timeout() {
     proxy.stop().await;
 }
 
+/// A connection whose last request carried a body (by length or chunked)
+/// is released like any other once that body has been read to its end:
+/// it waits for `idle_timeout`, not hyper's `header_read_timeout`.
+#[tokio::test]
+async fn a_request_body_read_to_its_end_leaves_a_reusable_idle_connection() {
+    let up = spawn_echo_upstream().await;
+    let proxy = spawn_proxy(
+        up.addr,
+        "[server]\nheader_read_timeout = \"1s\"\nidle_timeout = \"3s\"\n",
+    )
+    .await;
+    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    let posts: [&[u8]; 2] = [
+        b"POST /length HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\n\r\nhello",
+        b"POST /chunked HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    ];
+    for post in posts {
+        stream.write_all(post).await.expect("write");
+        let doc: serde_json::Value = serde_json::from_str(&read_responses(&mut stream, 1).await[0]).expect("json");
+        assert_eq!(doc["body"], "hello");
+        // Longer than header_read_timeout, shorter than idle_timeout.
+        tokio::time::sleep(Duration::from_millis(1800)).await;
+    }
+    stream
+        .write_all(b"GET /after HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await
+        .expect("write");
+    assert!(read_responses(&mut stream, 1).await[0].contains("/after"));
+    proxy.stop().await;
+}
+
 #[tokio::test]
 async fn stopping_closes_idle_connections_at_once() {
     let (_up, proxy, mut stream) = connected("").await;
