@@ -2,11 +2,13 @@
 //! between requests without breaking the byte stream: how many requests
 //! began and how many responses were written to their end, whether the
 //! latest request leaves the connection at a clean message boundary, whether
-//! the socket last refused a write, and whether a `101` handed the
-//! connection to a tunnel.
+//! the socket last refused a write, whether the latest request's body was
+//! read to its end, and whether a `101` handed the connection to a tunnel.
 //!
-//! Everything here is touched from the one task that owns the connection;
-//! the atomics are only there because that task may move between threads.
+//! Everything here is touched from the one task that owns the connection,
+//! except the end of a request body, which whoever reads the body reports
+//! (usually the upstream connection's task); a report names its request, so
+//! a late one cannot speak for the next request.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
@@ -28,8 +30,9 @@ pub struct Exchanges {
     started: AtomicU32,
     finished: AtomicU32,
     last_clean: AtomicBool,
-    /// The latest request has a body that was not yet read to its end.
-    body_pending: AtomicBool,
+    /// The number (1, 2, …) of the latest request when its body has not
+    /// yet been read to its end; 0 when there is no such body.
+    body_pending: AtomicU32,
     write_stalled: AtomicBool,
     tunnel: Mutex<Option<oneshot::Sender<PlainIo>>>,
 }
@@ -37,16 +40,21 @@ pub struct Exchanges {
 impl Exchanges {
     /// A request reached the service; `clean` says whether, once it is
     /// answered, the next byte on the connection starts a new request.
-    pub(super) fn begin<B: HttpBody>(&self, req: &Request<B>) {
-        self.started.fetch_add(1, Relaxed);
+    /// Returns the request's number in this cycle.
+    pub(super) fn begin<B: HttpBody>(&self, req: &Request<B>) -> u32 {
+        let number = self.started.fetch_add(1, Relaxed).wrapping_add(1);
         self.last_clean.store(leaves_clean_boundary(req), Relaxed);
-        self.body_pending.store(!req.body().is_end_stream(), Relaxed);
+        let pending = if req.body().is_end_stream() { 0 } else { number };
+        self.body_pending.store(pending, Relaxed);
+        number
     }
 
-    /// The latest request's body was read to its end: hyper has parsed it
-    /// whole (it moves past a body before handing out its last frame).
-    fn body_read(&self) {
-        self.body_pending.store(false, Relaxed);
+    /// Request `number`'s body was read to its end: hyper has parsed it
+    /// whole (it moves past a body before handing out its last frame). An
+    /// earlier request's body read late (after an early answer, hyper may
+    /// already be on the next request) changes nothing.
+    fn body_read(&self, number: u32) {
+        let _ = self.body_pending.compare_exchange(number, 0, Relaxed, Relaxed);
     }
 
     fn finish(&self) {
@@ -72,7 +80,7 @@ impl Exchanges {
         started > 0
             && started == self.finished.load(Relaxed)
             && self.last_clean.load(Relaxed)
-            && !self.body_pending.load(Relaxed)
+            && self.body_pending.load(Relaxed) == 0
             && !self.write_stalled.load(Relaxed)
             && !self.tunnel_claimed()
     }
@@ -135,7 +143,8 @@ impl HandOff {
 #[derive(Debug)]
 pub struct RequestBody {
     inner: Incoming,
-    exchanges: Option<Arc<Exchanges>>,
+    /// The cycle to tell, and this request's number in it.
+    exchanges: Option<(Arc<Exchanges>, u32)>,
 }
 
 impl RequestBody {
@@ -144,16 +153,16 @@ impl RequestBody {
         RequestBody { inner, exchanges: None }
     }
 
-    pub(super) fn watched(inner: Incoming, exchanges: Arc<Exchanges>) -> Self {
+    pub(super) fn watched(inner: Incoming, exchanges: Arc<Exchanges>, number: u32) -> Self {
         RequestBody {
             inner,
-            exchanges: Some(exchanges),
+            exchanges: Some((exchanges, number)),
         }
     }
 
     fn ended(&mut self) {
-        if let Some(exchanges) = self.exchanges.take() {
-            exchanges.body_read();
+        if let Some((exchanges, number)) = self.exchanges.take() {
+            exchanges.body_read(number);
         }
     }
 }
@@ -292,19 +301,28 @@ mod tests {
     #[test]
     fn a_request_body_must_be_read_to_its_end_to_settle() {
         let ex = Arc::new(Exchanges::default());
-        ex.begin(&req(Version::HTTP_11, None, "a body"));
-        drop(Tracked::new(
-            crate::body::full("x"),
-            Arc::clone(&ex),
-            &Method::HEAD,
-            StatusCode::OK,
-        ));
+        let answer = |ex: &Arc<Exchanges>| {
+            drop(Tracked::new(
+                crate::body::full("x"),
+                Arc::clone(ex),
+                &Method::HEAD,
+                StatusCode::OK,
+            ))
+        };
+        let first = ex.begin(&req(Version::HTTP_11, None, "a body"));
+        answer(&ex);
         assert!(!ex.settled(), "answered, but the request body is unread");
-        ex.body_read();
+        ex.body_read(first);
         assert!(ex.settled());
-        // The next request starts with its own body state.
-        ex.begin(&req(Version::HTTP_11, None, "another"));
+        // The next request starts with its own body state, and the end of
+        // an earlier body, read late, does not count for it.
+        let second = ex.begin(&req(Version::HTTP_11, None, "another"));
+        answer(&ex);
         assert!(!ex.settled());
+        ex.body_read(first);
+        assert!(!ex.settled(), "an earlier body's end released a later request");
+        ex.body_read(second);
+        assert!(ex.settled());
     }
 
     #[test]

@@ -271,8 +271,8 @@ impl hyper::service::Service<Request<Incoming>> for CycleService {
     type Future = BoxedResponse;
 
     fn call(&self, req: Request<Incoming>) -> BoxedResponse {
-        self.exchanges.begin(&req);
-        let mut req = req.map(|body| RequestBody::watched(body, Arc::clone(&self.exchanges)));
+        let number = self.exchanges.begin(&req);
+        let mut req = req.map(|body| RequestBody::watched(body, Arc::clone(&self.exchanges), number));
         if req.headers().contains_key(http::header::UPGRADE) {
             req.extensions_mut().insert(HandOff::new(Arc::clone(&self.exchanges)));
         }
