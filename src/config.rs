@@ -224,6 +224,8 @@ pub struct Upstream {
     pub connect_timeout: Duration,
     /// Limit from sending the request until the response head arrives.
     pub timeout: Duration,
+    /// How long a pooled keep-alive connection may sit unused.
+    pub idle_timeout: Duration,
     /// Forward the client's `Host` (true) or the upstream's authority (false).
     pub preserve_host: bool,
     /// Extra CA certificates (PEM) trusted for an `https` upstream.

@@ -70,13 +70,13 @@ impl Upstream {
         let client = if cfg.http2 {
             let mut client = Client::builder(TokioExecutor::new());
             client
-                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_idle_timeout(cfg.idle_timeout)
                 .pool_timer(TokioTimer::new())
                 .timer(TokioTimer::new())
                 .http2_only(true);
             Connections::Http2(Box::new(client.build(connector)))
         } else {
-            Connections::Http1(Arc::new(Pool::new(connector, cfg.origin.clone())))
+            Connections::Http1(Arc::new(Pool::new(connector, cfg.origin.clone(), cfg.idle_timeout)))
         };
         Ok(Upstream {
             client,

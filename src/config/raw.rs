@@ -81,6 +81,7 @@ pub struct RawUpstream {
     pub url: Option<String>,
     pub connect_timeout: Option<String>,
     pub timeout: Option<String>,
+    pub idle_timeout: Option<String>,
     pub preserve_host: Option<bool>,
     pub ca_file: Option<String>,
     pub http2: Option<bool>,

@@ -216,6 +216,12 @@ fn upstream(raw: &RawUpstream, p: &mut Problems) -> Option<Upstream> {
         positive_duration,
     );
     let timeout = p.check("upstream.timeout", raw.timeout.as_deref(), secs(60), positive_duration);
+    let idle = p.check(
+        "upstream.idle_timeout",
+        raw.idle_timeout.as_deref(),
+        secs(90),
+        positive_duration,
+    );
     let url = url?;
     Some(Upstream {
         origin: url.clone(),
@@ -223,6 +229,7 @@ fn upstream(raw: &RawUpstream, p: &mut Problems) -> Option<Upstream> {
         authority: url.authority()?.clone(),
         connect_timeout: connect?,
         timeout: timeout?,
+        idle_timeout: idle?,
         preserve_host: raw.preserve_host.unwrap_or(true),
         ca_file: raw.ca_file.as_ref().map(Into::into),
         http2: raw.http2.unwrap_or(false),

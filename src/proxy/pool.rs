@@ -8,14 +8,18 @@
 //! end takes its connection with it, and hyper closes it. A 101 keeps its
 //! connection: it now belongs to the tunnel.
 //!
-//! A pooled connection the upstream closed while it sat idle is noticed by
-//! hyper (it reads the EOF) and skipped. If the close races with our
+//! A connection unused for `upstream.idle_timeout` is closed, by the next
+//! request that looks at the pool or by a reaper task (a third of that
+//! timeout apart; it ends with the pool). A pooled connection the upstream
+//! closed while it sat idle is noticed by hyper (it reads the EOF) and
+//! skipped. If the close races with our
 //! request, hyper hands the unsent request back and it is retried on the
 //! next connection; a request already written is never sent twice.
 
 use std::error::Error as StdError;
 use std::future::poll_fn;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -34,8 +38,8 @@ use super::UpstreamBody;
 
 /// Idle connections kept at most; the oldest goes first.
 const MAX_IDLE: usize = 1024;
-/// An idle connection older than this is closed rather than reused.
-const IDLE_FOR: Duration = Duration::from_secs(90);
+/// The reaper's period, at the least.
+const MIN_REAP_EVERY: Duration = Duration::from_millis(100);
 
 /// Why an exchange failed before a response head arrived.
 #[derive(Debug)]
@@ -51,7 +55,11 @@ pub(super) struct Pool {
     connector: HttpsConnector<HttpConnector>,
     /// `scheme://authority` of the upstream: what is connected to.
     origin: Uri,
+    /// `upstream.idle_timeout`.
+    idle_for: Duration,
     idle: Mutex<Vec<Idle>>,
+    /// Whether the reaper task was started (with the first connection).
+    reaping: AtomicBool,
 }
 
 struct Idle {
@@ -60,11 +68,13 @@ struct Idle {
 }
 
 impl Pool {
-    pub(super) fn new(connector: HttpsConnector<HttpConnector>, origin: Uri) -> Pool {
+    pub(super) fn new(connector: HttpsConnector<HttpConnector>, origin: Uri, idle_for: Duration) -> Pool {
         Pool {
             connector,
             origin,
+            idle_for,
             idle: Mutex::new(Vec::new()),
+            reaping: AtomicBool::new(false),
         }
     }
 
@@ -107,7 +117,8 @@ impl Pool {
     }
 
     /// A new connection, driven by its own task until it closes.
-    async fn connect(&self) -> Result<SendRequest<UpstreamBody>, Failure> {
+    async fn connect(self: &Arc<Self>) -> Result<SendRequest<UpstreamBody>, Failure> {
+        self.start_reaper();
         let mut connector = self.connector.clone();
         poll_fn(|cx| connector.poll_ready(cx)).await.map_err(Failure::Connect)?;
         let io = connector.call(self.origin.clone()).await.map_err(Failure::Connect)?;
@@ -120,10 +131,29 @@ impl Pool {
         Ok(sender)
     }
 
+    /// Close idle connections older than `idle_for` every third of it,
+    /// from a task that holds the pool weakly and ends with it. Started
+    /// once, from inside the runtime (the first connect).
+    fn start_reaper(self: &Arc<Self>) {
+        if self.reaping.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let pool = Arc::downgrade(self);
+        let every = (self.idle_for / 3).max(MIN_REAP_EVERY);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(pool) = pool.upgrade() else { return };
+                let mut idle = pool.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                idle.retain(|c| c.since.elapsed() <= pool.idle_for && !c.sender.is_closed());
+            }
+        });
+    }
+
     /// The newest idle connection that is still open and fresh.
     fn take(&self) -> Option<SendRequest<UpstreamBody>> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let stale = idle.iter().take_while(|c| c.since.elapsed() > IDLE_FOR).count();
+        let stale = idle.iter().take_while(|c| c.since.elapsed() > self.idle_for).count();
         idle.drain(..stale);
         while let Some(c) = idle.pop() {
             if !c.sender.is_closed() {
@@ -170,7 +200,7 @@ impl Lease {
         };
         let Lease { pool, mut sender } = self;
         runtime.spawn(async move {
-            if let Ok(Ok(())) = tokio::time::timeout(IDLE_FOR, sender.ready()).await {
+            if let Ok(Ok(())) = tokio::time::timeout(pool.idle_for, sender.ready()).await {
                 pool.put(sender);
             }
         });

@@ -101,6 +101,7 @@ pub async fn spawn_proxy_toml(text: &str) -> Proxy {
 pub struct Upstream {
     pub addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
+    closed: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -108,6 +109,11 @@ impl Upstream {
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Connections that have ended so far (either side closed them).
+    pub fn closed(&self) -> usize {
+        self.closed.load(Ordering::SeqCst)
     }
 }
 
@@ -135,7 +141,9 @@ where
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
     let addr = listener.local_addr().expect("upstream addr");
     let accepted = Arc::new(AtomicUsize::new(0));
+    let closed = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&accepted);
+    let ended = Arc::clone(&closed);
     let task = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -143,15 +151,22 @@ where
             };
             counter.fetch_add(1, Ordering::SeqCst);
             let handler = handler.clone();
+            let ended = Arc::clone(&ended);
             tokio::spawn(async move {
                 let svc = service_fn(handler);
                 let _ = auto::Builder::new(TokioExecutor::new())
                     .serve_connection_with_upgrades(TokioIo::new(stream), svc)
                     .await;
+                ended.fetch_add(1, Ordering::SeqCst);
             });
         }
     });
-    Upstream { addr, accepted, task }
+    Upstream {
+        addr,
+        accepted,
+        closed,
+        task,
+    }
 }
 
 /// Body type of test upstream responses.

@@ -292,3 +292,32 @@ async fn an_http2_upstream_multiplexes_one_connection() {
     assert_eq!(upstream.connections(), 1);
     proxy.stop().await;
 }
+
+/// `upstream.idle_timeout`: a pooled connection nobody uses is closed by
+/// usher once it has sat idle that long, with no request to trigger it.
+#[tokio::test]
+async fn an_unused_upstream_connection_is_closed_after_idle_timeout() {
+    let upstream = spawn_echo_upstream().await;
+    let proxy = spawn_proxy(upstream.addr, "idle_timeout = \"400ms\"\n").await;
+    let http = client();
+    let res = http.get(proxy.url("/once")).send().await.expect("send");
+    assert_eq!(res.status(), 200);
+    res.bytes().await.expect("body");
+    let idle_from = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(upstream.closed(), 0, "closed before idle_timeout");
+    while upstream.closed() == 0 {
+        assert!(idle_from.elapsed() < Duration::from_secs(5), "never closed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let closed_after = idle_from.elapsed();
+    assert!(
+        closed_after >= Duration::from_millis(380),
+        "closed after {closed_after:?}"
+    );
+    // The next request opens a new connection.
+    let res = http.get(proxy.url("/again")).send().await.expect("send");
+    assert_eq!(res.status(), 200);
+    assert_eq!(upstream.connections(), 2);
+    proxy.stop().await;
+}

@@ -34,6 +34,7 @@ fn empty_file_gives_documented_defaults() {
     assert_eq!(c.upstream.authority.as_str(), "127.0.0.1:8000");
     assert_eq!(c.upstream.connect_timeout, Duration::from_secs(5));
     assert_eq!(c.upstream.timeout, Duration::from_secs(60));
+    assert_eq!(c.upstream.idle_timeout, Duration::from_secs(90));
     assert!(c.upstream.preserve_host);
 }
 
