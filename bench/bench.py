@@ -348,19 +348,24 @@ def one_run(env, cfg, body, duration, quiet=0.0, threshold=DEFAULT_MAX_FOREIGN, 
 
 # ---------------------------------------------------------- idle conns ---
 
+MARGINAL_BATCHES = 3
+
+
 def idle_memory(env, cfg, n, recheck, settle):
-    """Open n idle clients, then n more. The first batch gives RSS growth per
-    connection (what the clients cost, transient buffers and upstream pool
-    growth included); the second, opened on top, gives the marginal cost of
-    one more idle connection once those one-off costs are paid."""
+    """Open n idle clients, then three more batches of 3n/10 on top. The
+    first batch gives RSS growth per connection (what the clients cost,
+    transient buffers and upstream pool growth included); each later batch
+    gives the marginal cost of one more idle connection once those one-off
+    costs are paid, and their median is reported. The total stays under
+    usher's default max_connections (10,000) for n = 5,000."""
     group = env["proxy"][cfg]
     port = env["ports"][cfg]
     headers = [env["cookie_header"]] if cfg == "c" else []
 
-    def open_batch():
+    def open_batch(count):
         client = subprocess.Popen(
             ["taskset", "-c", CLIENT_CPU, sys.executable, str(HERE / "idle_clients.py"),
-             "127.0.0.1", str(port), "/data/100B", str(n)] + headers,
+             "127.0.0.1", str(port), "/data/100B", str(count)] + headers,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         clients.append(client)
         line = client.stdout.readline().split()
@@ -374,16 +379,25 @@ def idle_memory(env, cfg, n, recheck, settle):
     rss0 = group.main_rss_kb()
     tcp0 = sockstat_tcp_mem()
     try:
-        first, opened, failed = open_batch()
+        first, opened, failed = open_batch(n)
         rss1 = group.main_rss_kb()
         tcp1 = sockstat_tcp_mem()
-        _, opened2, failed2 = open_batch()
-        rss2 = group.main_rss_kb()
+        batch = max(n * 3 // 10, 1)
+        marginals, opened_more, rss_prev = [], 0, rss1
+        for _ in range(MARGINAL_BATCHES):
+            _, got, lost = open_batch(batch)
+            rss_now = group.main_rss_kb()
+            marginals.append((rss_now - rss_prev) * 1024 / max(got, 1))
+            opened_more += got
+            failed += lost
+            rss_prev = rss_now
         out = {
-            "config": cfg, "clients": n, "opened": opened, "failed": failed + failed2,
-            "rss_before_kb": rss0, "rss_after_kb": rss1, "rss_second_kb": rss2, "opened_second": opened2,
+            "config": cfg, "clients": n, "opened": opened, "failed": failed,
+            "rss_before_kb": rss0, "rss_after_kb": rss1, "rss_second_kb": rss_prev, "opened_second": opened_more,
             "bytes_per_conn": (rss1 - rss0) * 1024 / max(opened, 1),
-            "marginal_bytes_per_conn": (rss2 - rss1) * 1024 / max(opened2, 1),
+            "marginal_batch": batch,
+            "marginal_each": marginals,
+            "marginal_bytes_per_conn": statistics.median(marginals),
             "kernel_tcp_mem_pages_delta": tcp1 - tcp0,
         }
         if recheck:
@@ -485,21 +499,25 @@ def markdown(result):
             "*bytes / idle conn*: RSS growth of the process holding the connections (nginx: its worker) "
             "÷ connections opened, for the first batch; this includes one-off costs such as buffers of "
             "requests in flight while the clients connect (100 at a time) and upstream pool growth. "
-            "*marginal*: the same for a second batch opened on top of the first, the cost of one more idle "
-            "connection. Kernel socket buffers are not in RSS. *still open later*: connections of the first "
+            "*marginal*: the same for each of three further batches opened on top of the first, the cost "
+            "of one more idle connection; the median of the three, their range in brackets. Kernel socket "
+            "buffers are not in RSS. *still open later*: connections of the first "
             "batch the server had not closed that many seconds after their last request.", "",
             "| server | clients | opened | RSS before MiB | RSS after MiB | bytes / idle conn | "
-            "RSS after 2nd batch MiB | marginal bytes / idle conn | still open later |",
+            "RSS after further batches MiB | marginal bytes / idle conn | still open later |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for i in result["idle"]:
         later = next(((k, v) for k, v in i.items() if k.startswith("still_open_after_")), None)
         later_s = f"{later[1]} after {later[0].rsplit('_', 1)[1]}" if later else "–"
         second = i.get("rss_second_kb")
-        marginal = i.get("marginal_bytes_per_conn")
+        marginal = fmt(i.get("marginal_bytes_per_conn"), ',.0f')
+        each = i.get("marginal_each")
+        if each:
+            marginal += f" ({min(each):,.0f}–{max(each):,.0f}; {len(each)} × {i['marginal_batch']:,})"
         out.append(
             f"| ({i['config']}) {'nginx' if i['config'] == 'b' else 'usher'} | {i['clients']} | {i['opened']} | "
             f"{i['rss_before_kb'] / 1024:.1f} | {i['rss_after_kb'] / 1024:.1f} | {i['bytes_per_conn']:,.0f} | "
-            f"{fmt(second and second / 1024, '.1f')} | {fmt(marginal, ',.0f')} | {later_s} |")
+            f"{fmt(second and second / 1024, '.1f')} | {marginal} | {later_s} |")
     out += ["", "## Rounds and background load", "",
             "| round | kept | load 1m/5m before first run | max quiet-second busy (cores) | max foreign CPU during runs (cores) | max steal (cores) | waited for quiet (s) |",
             "| ---: | --- | --- | ---: | ---: | ---: | ---: |"]
