@@ -1,9 +1,15 @@
 //! The one response body type: a streamed upstream body or a small body
 //! usher wrote itself. An enum rather than a boxed trait object, so the
-//! proxied path allocates nothing for it.
+//! proxied path allocates nothing for it. Also [`Watched`], hyper's body
+//! with something to do once it has been read to its end.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::{Either, Full};
+use hyper::body::Incoming;
 
 use crate::proxy::ResponseBody;
 
@@ -23,4 +29,66 @@ pub fn empty() -> Body {
 /// A streamed body from the upstream.
 pub fn streamed(upstream: ResponseBody) -> Body {
     Either::Left(upstream)
+}
+
+/// What to do once a body has been read to its end.
+pub trait AtEnd {
+    /// The body's last frame was read (or it was dropped with nothing left).
+    fn reached(self);
+}
+
+/// hyper's body, telling `H` when it has been read to its end: after the
+/// frame that leaves nothing to read, at the end of the stream, or when
+/// dropped with nothing left to read. A body that fails, or is dropped
+/// part-way, drops `H` unused.
+#[derive(Debug)]
+pub struct Watched<H: AtEnd> {
+    inner: Incoming,
+    at_end: Option<H>,
+}
+
+impl<H: AtEnd> Watched<H> {
+    /// Watch `inner`; `at_end: None` for a body nobody needs to hear of.
+    pub fn new(inner: Incoming, at_end: Option<H>) -> Self {
+        Watched { inner, at_end }
+    }
+
+    fn reached(&mut self) {
+        if let Some(at_end) = self.at_end.take() {
+            at_end.reached();
+        }
+    }
+}
+
+impl<H: AtEnd + Unpin> HttpBody for Watched<H> {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => this.reached(),
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.reached(),
+            Poll::Ready(Some(Err(_))) => this.at_end = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<H: AtEnd> Drop for Watched<H> {
+    fn drop(&mut self) {
+        if self.inner.is_end_stream() {
+            self.reached();
+        }
+    }
 }

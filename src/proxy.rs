@@ -120,13 +120,9 @@ impl Upstream {
                 };
                 tokio::spawn(tunnel(client_side, upstream_side));
             }
-            return Ok((res.map(ResponseBody::unpooled), took));
+            return Ok((res.map(|body| ResponseBody::new(body, None)), took));
         }
-        let res = match lease {
-            Some(lease) => res.map(|body| ResponseBody::pooled(body, lease)),
-            None => res.map(ResponseBody::unpooled),
-        };
-        Ok((res, took))
+        Ok((res.map(|body| ResponseBody::new(body, lease)), took))
     }
 
     async fn send(

@@ -180,7 +180,7 @@ impl Job {
             // The service current when the request arrives: reloads apply
             // to the next request on a kept-alive connection.
             let service = Arc::clone(&live.load().service);
-            async move { Ok::<_, Infallible>(service.handle(req.map(RequestBody::new), conn).await) }
+            async move { Ok::<_, Infallible>(service.handle(req.map(|body| RequestBody::new(body, None)), conn).await) }
         });
         let mut served = Box::pin(self.auto.serve_connection_with_upgrades(TokioIo::new(io), hyper_svc));
         let result = tokio::select! {

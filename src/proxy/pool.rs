@@ -18,15 +18,11 @@
 
 use std::error::Error as StdError;
 use std::future::poll_fn;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::{Request, Response, Uri};
-use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_rustls::HttpsConnector;
@@ -35,6 +31,7 @@ use tower_service::Service as _;
 use tracing::debug;
 
 use super::UpstreamBody;
+use crate::body::{AtEnd, Watched};
 
 /// Idle connections kept at most; the oldest goes first.
 const MAX_IDLE: usize = 1024;
@@ -179,7 +176,7 @@ impl Pool {
 }
 
 /// A pooled connection lent to one exchange.
-pub(super) struct Lease {
+pub struct Lease {
     pool: Arc<Pool>,
     sender: SendRequest<UpstreamBody>,
 }
@@ -207,66 +204,15 @@ impl Lease {
     }
 }
 
-/// An upstream response body. When it has been read to its end, the
-/// connection it came on goes back to the pool.
-#[derive(Debug)]
-pub struct ResponseBody {
-    inner: Incoming,
-    lease: Option<Lease>,
-}
+/// An upstream response body. When it has been read to its end (or is
+/// dropped with nothing left: HEAD, 204, a length already read), the
+/// connection it came on goes back to the pool; dropped part-way, it
+/// takes the connection with it.
+pub type ResponseBody = Watched<Lease>;
 
-impl ResponseBody {
-    /// A body whose connection is not pooled (HTTP/2, or a 101).
-    pub(super) fn unpooled(inner: Incoming) -> ResponseBody {
-        ResponseBody { inner, lease: None }
-    }
-
-    pub(super) fn pooled(inner: Incoming, lease: Lease) -> ResponseBody {
-        ResponseBody {
-            inner,
-            lease: Some(lease),
-        }
-    }
-
-    fn give_back(&mut self) {
-        if let Some(lease) = self.lease.take() {
-            lease.give_back();
-        }
-    }
-}
-
-impl Body for ResponseBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => this.give_back(),
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.give_back(),
-            Poll::Ready(Some(Err(_))) => this.lease = None,
-            _ => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for ResponseBody {
-    /// A body dropped at its end (HEAD, 204, a length already read) still
-    /// returns its connection; one dropped part-way closes it.
-    fn drop(&mut self) {
-        if self.inner.is_end_stream() {
-            self.give_back();
-        }
+impl AtEnd for Lease {
+    fn reached(self) {
+        self.give_back();
     }
 }
 

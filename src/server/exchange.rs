@@ -18,11 +18,11 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::header::{CONNECTION, UPGRADE};
 use http::{Method, Request, StatusCode, Version};
-use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::sync::oneshot;
 
 use super::io::PlainIo;
-use crate::body::Body;
+use crate::body::{AtEnd, Body, Watched};
 
 /// One request cycle's bookkeeping (see the module docs).
 #[derive(Debug, Default)]
@@ -140,54 +140,21 @@ impl HandOff {
 /// connection whose last request had a body can still drop hyper's state
 /// between requests. A body not read to its end (the upstream answered
 /// early, the client stopped sending) leaves the connection to hyper.
+pub type RequestBody = Watched<BodyRead>;
+
+/// The request cycle to tell, and the request's number in it.
 #[derive(Debug)]
-pub struct RequestBody {
-    inner: Incoming,
-    /// The cycle to tell, and this request's number in it.
-    exchanges: Option<(Arc<Exchanges>, u32)>,
-}
+pub struct BodyRead(Arc<Exchanges>, u32);
 
-impl RequestBody {
-    /// A body nobody needs to hear the end of (TLS and HTTP/2 connections).
-    pub fn new(inner: Incoming) -> Self {
-        RequestBody { inner, exchanges: None }
-    }
-
-    pub(super) fn watched(inner: Incoming, exchanges: Arc<Exchanges>, number: u32) -> Self {
-        RequestBody {
-            inner,
-            exchanges: Some((exchanges, number)),
-        }
-    }
-
-    fn ended(&mut self) {
-        if let Some((exchanges, number)) = self.exchanges.take() {
-            exchanges.body_read(number);
-        }
+impl BodyRead {
+    pub(super) fn new(exchanges: Arc<Exchanges>, number: u32) -> Self {
+        BodyRead(exchanges, number)
     }
 }
 
-impl HttpBody for RequestBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => this.ended(),
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.ended(),
-            _ => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+impl AtEnd for BodyRead {
+    fn reached(self) {
+        self.0.body_read(self.1);
     }
 }
 

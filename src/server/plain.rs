@@ -32,7 +32,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::debug;
 
-use super::exchange::{Exchanges, HandOff, RequestBody, Tracked};
+use super::exchange::{BodyRead, Exchanges, HandOff, RequestBody, Tracked};
 use super::io::PlainIo;
 use super::{Held, Job, Slot};
 use crate::live::Shared;
@@ -272,7 +272,8 @@ impl hyper::service::Service<Request<Incoming>> for CycleService {
 
     fn call(&self, req: Request<Incoming>) -> BoxedResponse {
         let number = self.exchanges.begin(&req);
-        let mut req = req.map(|body| RequestBody::watched(body, Arc::clone(&self.exchanges), number));
+        let read = BodyRead::new(Arc::clone(&self.exchanges), number);
+        let mut req = req.map(|body| RequestBody::new(body, Some(read)));
         if req.headers().contains_key(http::header::UPGRADE) {
             req.extensions_mut().insert(HandOff::new(Arc::clone(&self.exchanges)));
         }

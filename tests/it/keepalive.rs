@@ -72,6 +72,9 @@ async fn read_responses(stream: &mut TcpStream, n: usize) -> Vec<String> {
     bodies
 }
 
+/// Timeouts short enough to test: hyper's header limit below usher's idle one.
+const SHORT_TIMEOUTS: &str = "[server]\nheader_read_timeout = \"1s\"\nidle_timeout = \"3s\"\n";
+
 /// The echo upstream, usher in front of it with `extra` config, and one
 /// raw connection to usher.
 async fn connected(extra: &str) -> (Upstream, Proxy, TcpStream) {
@@ -263,13 +266,7 @@ async fn http10_keep_alive_is_honoured() {
 
 #[tokio::test]
 async fn idle_limit_is_idle_timeout_not_header_timeout() {
-    let up = spawn_echo_upstream().await;
-    let proxy = spawn_proxy(
-        up.addr,
-        "[server]\nheader_read_timeout = \"1s\"\nidle_timeout = \"3s\"\n",
-    )
-    .await;
-    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    let (_up, proxy, mut stream) = connected(SHORT_TIMEOUTS).await;
     stream
         .write_all(b"GET /a HTTP/1.1\r\nHost: app.test\r\n\r\n")
         .await
@@ -295,13 +292,7 @@ async fn idle_limit_is_idle_timeout_not_header_timeout() {
 /// it waits for `idle_timeout`, not hyper's `header_read_timeout`.
 #[tokio::test]
 async fn a_request_body_read_to_its_end_leaves_a_reusable_idle_connection() {
-    let up = spawn_echo_upstream().await;
-    let proxy = spawn_proxy(
-        up.addr,
-        "[server]\nheader_read_timeout = \"1s\"\nidle_timeout = \"3s\"\n",
-    )
-    .await;
-    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    let (_up, proxy, mut stream) = connected(SHORT_TIMEOUTS).await;
     let posts: [&[u8]; 2] = [
         b"POST /length HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\n\r\nhello",
         b"POST /chunked HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
