@@ -354,10 +354,12 @@ MARGINAL_BATCHES = 3
 def idle_memory(env, cfg, n, recheck, settle):
     """Open n idle clients, then three more batches of 3n/10 on top. The
     first batch gives RSS growth per connection (what the clients cost,
-    transient buffers and upstream pool growth included); each later batch
-    gives the marginal cost of one more idle connection once those one-off
-    costs are paid, and their median is reported. The total stays under
-    usher's default max_connections (10,000) for n = 5,000."""
+    transient buffers and upstream pool growth included); the later batches
+    give the marginal cost of one more idle connection once those one-off
+    costs are paid: their whole growth over their connections, each batch's
+    own figure kept to show the spread (RSS grows in steps, so one batch
+    alone can read low or high). The total stays under usher's default
+    max_connections (10,000) for n = 5,000."""
     group = env["proxy"][cfg]
     port = env["ports"][cfg]
     headers = [env["cookie_header"]] if cfg == "c" else []
@@ -397,7 +399,7 @@ def idle_memory(env, cfg, n, recheck, settle):
             "bytes_per_conn": (rss1 - rss0) * 1024 / max(opened, 1),
             "marginal_batch": batch,
             "marginal_each": marginals,
-            "marginal_bytes_per_conn": statistics.median(marginals),
+            "marginal_bytes_per_conn": (rss_prev - rss1) * 1024 / max(opened_more, 1),
             "kernel_tcp_mem_pages_delta": tcp1 - tcp0,
         }
         if recheck:
@@ -499,9 +501,9 @@ def markdown(result):
             "*bytes / idle conn*: RSS growth of the process holding the connections (nginx: its worker) "
             "÷ connections opened, for the first batch; this includes one-off costs such as buffers of "
             "requests in flight while the clients connect (100 at a time) and upstream pool growth. "
-            "*marginal*: the same for each of three further batches opened on top of the first, the cost "
-            "of one more idle connection; the median of the three, their range in brackets. Kernel socket "
-            "buffers are not in RSS. *still open later*: connections of the first "
+            "*marginal*: the same for three further batches opened on top of the first, together, the cost "
+            "of one more idle connection; in brackets the range of the three batches' own figures (RSS grows "
+            "in steps, so one batch alone reads low or high). Kernel socket buffers are not in RSS. *still open later*: connections of the first "
             "batch the server had not closed that many seconds after their last request.", "",
             "| server | clients | opened | RSS before MiB | RSS after MiB | bytes / idle conn | "
             "RSS after further batches MiB | marginal bytes / idle conn | still open later |",

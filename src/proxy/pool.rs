@@ -12,9 +12,9 @@
 //! request that looks at the pool or by a reaper task (a third of that
 //! timeout apart; it ends with the pool). A pooled connection the upstream
 //! closed while it sat idle is noticed by hyper (it reads the EOF) and
-//! skipped. If the close races with our
-//! request, hyper hands the unsent request back and it is retried on the
-//! next connection; a request already written is never sent twice.
+//! skipped. If the close races with our request, hyper hands the unsent
+//! request back and it is retried on the next connection; a request
+//! already written is never sent twice.
 
 use std::error::Error as StdError;
 use std::future::poll_fn;
