@@ -56,6 +56,7 @@ pub struct Metrics {
     rejections: Family<ReasonLabel, Counter>,
     logins: Family<ResultLabel, Counter>,
     cookies_too_large: Counter,
+    upstream_connects: Counter,
 }
 
 impl Default for Metrics {
@@ -88,6 +89,7 @@ impl Metrics {
             rejections: Family::default(),
             logins: Family::default(),
             cookies_too_large: Counter::default(),
+            upstream_connects: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("requests", "Requests answered, by status class", m.requests.clone());
@@ -113,6 +115,11 @@ impl Metrics {
             "Session cookies not set because they would exceed 4096 bytes",
             m.cookies_too_large.clone(),
         );
+        registry.register(
+            "upstream_connections_opened",
+            "Connections opened to an HTTP/1.1 upstream; near the request count means keep-alive is not holding",
+            m.upstream_connects.clone(),
+        );
         for r in Rejected::ALL {
             let _ = m.rejections.get_or_create(&ReasonLabel { reason: r.as_str() });
         }
@@ -132,6 +139,11 @@ impl Metrics {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.by_class[class].inc();
         self.duration.observe(took.as_secs_f64());
+    }
+
+    /// Count a new HTTP/1.1 upstream connection.
+    pub fn upstream_connected(&self) {
+        self.upstream_connects.inc();
     }
 
     /// Record how long the upstream took to answer.

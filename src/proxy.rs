@@ -24,6 +24,7 @@ use tracing::debug;
 
 use crate::config;
 use crate::error::RequestError;
+use crate::metrics::Metrics;
 use crate::server::{HandOff, PlainIo, RequestBody};
 use crate::tls::{self, TlsError};
 
@@ -54,7 +55,8 @@ enum Connections {
 impl Upstream {
     /// Build the pooled client. No connection is made until the first
     /// request; a bad `ca_file` is an error here, at startup.
-    pub fn new(cfg: &config::Upstream) -> Result<Upstream, TlsError> {
+    /// New HTTP/1.1 connections are counted in `metrics`.
+    pub fn new(cfg: &config::Upstream, metrics: Arc<Metrics>) -> Result<Upstream, TlsError> {
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(cfg.connect_timeout));
         http.set_nodelay(true);
@@ -76,7 +78,12 @@ impl Upstream {
                 .http2_only(true);
             Connections::Http2(Box::new(client.build(connector)))
         } else {
-            Connections::Http1(Arc::new(Pool::new(connector, cfg.origin.clone(), cfg.idle_timeout)))
+            Connections::Http1(Arc::new(Pool::new(
+                connector,
+                cfg.origin.clone(),
+                cfg.idle_timeout,
+                metrics,
+            )))
         };
         Ok(Upstream {
             client,

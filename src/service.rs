@@ -73,7 +73,7 @@ impl Service {
     /// `metrics` (shared across reloads). Fails only on unusable upstream
     /// TLS material.
     pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Result<Service, TlsError> {
-        let upstream = Upstream::new(&config.upstream)?;
+        let upstream = Upstream::new(&config.upstream, Arc::clone(&metrics))?;
         let upstream_host = HeaderValue::from_str(config.upstream.authority.as_str())
             // An `Authority` holds only characters valid in a header value.
             .expect("an authority is a valid header value");

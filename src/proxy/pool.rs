@@ -32,6 +32,7 @@ use tracing::debug;
 
 use super::UpstreamBody;
 use crate::body::{AtEnd, Watched};
+use crate::metrics::Metrics;
 
 /// Idle connections kept at most; the oldest goes first.
 const MAX_IDLE: usize = 1024;
@@ -57,6 +58,7 @@ pub(super) struct Pool {
     idle: Mutex<Vec<Idle>>,
     /// Whether the reaper task was started (with the first connection).
     reaping: AtomicBool,
+    metrics: Arc<Metrics>,
 }
 
 struct Idle {
@@ -65,13 +67,19 @@ struct Idle {
 }
 
 impl Pool {
-    pub(super) fn new(connector: HttpsConnector<HttpConnector>, origin: Uri, idle_for: Duration) -> Pool {
+    pub(super) fn new(
+        connector: HttpsConnector<HttpConnector>,
+        origin: Uri,
+        idle_for: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Pool {
         Pool {
             connector,
             origin,
             idle_for,
             idle: Mutex::new(Vec::new()),
             reaping: AtomicBool::new(false),
+            metrics,
         }
     }
 
@@ -120,6 +128,7 @@ impl Pool {
         poll_fn(|cx| connector.poll_ready(cx)).await.map_err(Failure::Connect)?;
         let io = connector.call(self.origin.clone()).await.map_err(Failure::Connect)?;
         let (sender, conn) = http1::handshake(io).await.map_err(Failure::Send)?;
+        self.metrics.upstream_connected();
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 debug!(error = %e, "upstream connection closed with an error");

@@ -210,6 +210,8 @@ async fn admin_endpoints_and_metrics_parsed_by_a_real_parser() {
     assert!(get("usher_upstream_duration_seconds_count{}") >= 4.0);
     assert!(get("usher_open_connections{}") >= 0.0);
     assert_eq!(get("usher_cookies_too_large_total{}"), 0.0);
+    // Four requests one after another share one pooled upstream connection.
+    assert_eq!(get("usher_upstream_connections_opened_total{}"), 1.0);
 
     let ok = std::process::Command::new(env!("CARGO_BIN_EXE_usher"))
         .args(["healthcheck", "--url", &format!("{admin}/healthz")])
