@@ -163,22 +163,23 @@ async fn an_abandoned_download_is_not_pooled() {
 }
 
 /// A raw upstream that answers each request as soon as its head arrives,
-/// before reading the body, with `conn N: <request line>`; then it reads
-/// the body (by `content-length`) and waits for the next head.
-async fn spawn_early_answering_upstream() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+/// before reading the body, with `conn N: <request line>`; then, after
+/// `pause`, it reads the body (by `content-length`) and waits for the next
+/// head.
+async fn spawn_early_answering_upstream(pause: Duration) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let task = tokio::spawn(async move {
         let mut accepted = 0usize;
         while let Ok((socket, _)) = listener.accept().await {
             accepted += 1;
-            tokio::spawn(answer_early(socket, accepted));
+            tokio::spawn(answer_early(socket, accepted, pause));
         }
     });
     (addr, task)
 }
 
-async fn answer_early(mut socket: tokio::net::TcpStream, n: usize) {
+async fn answer_early(mut socket: tokio::net::TcpStream, n: usize, pause: Duration) {
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -207,6 +208,7 @@ async fn answer_early(mut socket: tokio::net::TcpStream, n: usize) {
         if socket.write_all(res.as_bytes()).await.is_err() {
             return;
         }
+        tokio::time::sleep(pause).await;
         buf.drain(..end);
         while buf.len() < length {
             match socket.read(&mut chunk).await {
@@ -223,7 +225,7 @@ async fn answer_early(mut socket: tokio::net::TcpStream, n: usize) {
 /// the body is through, so nobody may queue behind it.
 #[tokio::test]
 async fn a_connection_still_sending_a_body_is_not_lent_out() {
-    let (addr, server) = spawn_early_answering_upstream().await;
+    let (addr, server) = spawn_early_answering_upstream(Duration::ZERO).await;
     let proxy = spawn_proxy(addr, "timeout = \"3s\"\n").await;
     let mut slow = tokio::net::TcpStream::connect(proxy.addr).await.expect("connect");
     slow.write_all(b"POST /slow HTTP/1.1\r\nhost: a\r\ncontent-length: 20\r\n\r\n0123456789")
@@ -320,4 +322,53 @@ async fn an_unused_upstream_connection_is_closed_after_idle_timeout() {
     assert_eq!(res.status(), 200);
     assert_eq!(upstream.connections(), 2);
     proxy.stop().await;
+}
+
+/// The upstream answers a POST before its body is through; the client
+/// finishes the body afterwards. Once the body's end reaches usher, the
+/// client connection is released like any other: it then waits for
+/// `idle_timeout`, not hyper's shorter `header_read_timeout`.
+#[tokio::test]
+async fn a_body_finished_after_an_early_answer_still_releases_the_connection() {
+    // The upstream reads the body only 300 ms after answering, so the body
+    // (4 MiB, more than the socket buffers hold) ends well after the answer.
+    let (addr, server) = spawn_early_answering_upstream(Duration::from_millis(300)).await;
+    let proxy = spawn_proxy(addr, "[server]\nheader_read_timeout = \"1s\"\nidle_timeout = \"3s\"\n").await;
+    let size = 4 * 1024 * 1024;
+    let mut client = tokio::net::TcpStream::connect(proxy.addr).await.expect("connect");
+    let head = format!("POST /early HTTP/1.1\r\nhost: a\r\ncontent-length: {size}\r\n\r\n");
+    client.write_all(head.as_bytes()).await.expect("write head");
+    let (mut reader, mut writer) = client.into_split();
+    let send = tokio::spawn(async move {
+        writer.write_all(&vec![b'x'; size]).await.expect("write body");
+        writer
+    });
+    let answer = read_until(&mut reader, "conn 1: POST /early").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let mut writer = send.await.expect("sender");
+    // Longer than header_read_timeout, shorter than idle_timeout, counted
+    // from when the body was through.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    writer
+        .write_all(b"GET /after HTTP/1.1\r\nhost: a\r\n\r\n")
+        .await
+        .expect("write");
+    read_until(&mut reader, "GET /after").await;
+    proxy.stop().await;
+    server.abort();
+}
+
+/// Read from `stream` until the text contains `needle`; fails on close.
+async fn read_until(stream: &mut (impl AsyncReadExt + Unpin), needle: &str) -> String {
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !String::from_utf8_lossy(&got).contains(needle) {
+        let k = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        assert!(k > 0, "closed before {needle:?}: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&chunk[..k]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
 }
