@@ -66,6 +66,13 @@ struct Idle {
     since: Instant,
 }
 
+impl Idle {
+    /// Unused for longer than `idle_for`: to be closed, not lent.
+    fn stale(&self, idle_for: Duration) -> bool {
+        self.since.elapsed() > idle_for
+    }
+}
+
 impl Pool {
     pub(super) fn new(
         connector: HttpsConnector<HttpConnector>,
@@ -151,7 +158,7 @@ impl Pool {
                 tokio::time::sleep(every).await;
                 let Some(pool) = pool.upgrade() else { return };
                 let mut idle = pool.idle.lock().unwrap_or_else(PoisonError::into_inner);
-                idle.retain(|c| c.since.elapsed() <= pool.idle_for && !c.sender.is_closed());
+                idle.retain(|c| !c.stale(pool.idle_for) && !c.sender.is_closed());
             }
         });
     }
@@ -159,7 +166,7 @@ impl Pool {
     /// The newest idle connection that is still open and fresh.
     fn take(&self) -> Option<SendRequest<UpstreamBody>> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let stale = idle.iter().take_while(|c| c.since.elapsed() > self.idle_for).count();
+        let stale = idle.iter().take_while(|c| c.stale(self.idle_for)).count();
         idle.drain(..stale);
         while let Some(c) = idle.pop() {
             if !c.sender.is_closed() {
