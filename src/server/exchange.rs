@@ -226,6 +226,12 @@ mod tests {
             .expect("request")
     }
 
+    /// A response that hyper drops without polling its body (as it does for
+    /// HEAD, 204 and 304 answers).
+    fn dropped_unpolled(ex: &Arc<Exchanges>, method: Method, status: StatusCode) {
+        drop(Tracked::new(crate::body::full("x"), Arc::clone(ex), &method, status));
+    }
+
     #[test]
     fn clean_boundary_needs_keep_alive_and_no_upgrade() {
         assert!(leaves_clean_boundary(&req(Version::HTTP_11, None, "")));
@@ -268,14 +274,7 @@ mod tests {
     #[test]
     fn a_request_body_must_be_read_to_its_end_to_settle() {
         let ex = Arc::new(Exchanges::default());
-        let answer = |ex: &Arc<Exchanges>| {
-            drop(Tracked::new(
-                crate::body::full("x"),
-                Arc::clone(ex),
-                &Method::HEAD,
-                StatusCode::OK,
-            ))
-        };
+        let answer = |ex: &Arc<Exchanges>| dropped_unpolled(ex, Method::HEAD, StatusCode::OK);
         let first = ex.begin(&req(Version::HTTP_11, None, "a body"));
         answer(&ex);
         assert!(!ex.settled(), "answered, but the request body is unread");
@@ -296,20 +295,10 @@ mod tests {
     fn head_and_no_content_answers_settle_unpolled() {
         let ex = Arc::new(Exchanges::default());
         ex.begin(&req(Version::HTTP_11, None, ""));
-        drop(Tracked::new(
-            crate::body::full("x"),
-            Arc::clone(&ex),
-            &Method::HEAD,
-            StatusCode::OK,
-        ));
+        dropped_unpolled(&ex, Method::HEAD, StatusCode::OK);
         assert!(ex.settled());
         ex.begin(&req(Version::HTTP_11, None, ""));
-        drop(Tracked::new(
-            crate::body::full("x"),
-            Arc::clone(&ex),
-            &Method::GET,
-            StatusCode::NO_CONTENT,
-        ));
+        dropped_unpolled(&ex, Method::GET, StatusCode::NO_CONTENT);
         assert!(ex.settled());
     }
 
