@@ -25,7 +25,7 @@ use tracing::debug;
 use crate::config;
 use crate::error::RequestError;
 use crate::metrics::Metrics;
-use crate::server::{HandOff, PlainIo, RequestBody};
+use crate::server::{ClientIo, HandOff, RequestBody};
 use crate::tls::{self, TlsError};
 
 mod pool;
@@ -107,7 +107,7 @@ impl Upstream {
         upgrade: bool,
     ) -> Result<(Response<ResponseBody>, Duration), RequestError> {
         let client_side = upgrade.then(|| match req.extensions_mut().remove::<HandOff>() {
-            Some(hand_off) => ClientSide::Plain(hand_off),
+            Some(hand_off) => ClientSide::Cycle(hand_off),
             None => ClientSide::Hyper(hyper::upgrade::on(&mut req)),
         });
         let started = Instant::now();
@@ -122,7 +122,7 @@ impl Upstream {
             if let Some(client_side) = client_side {
                 let upstream_side = hyper::upgrade::on(&mut res);
                 let client_side = match client_side {
-                    ClientSide::Plain(hand_off) => Claimed::Plain(hand_off.claim()),
+                    ClientSide::Cycle(hand_off) => Claimed::Cycle(hand_off.claim()),
                     ClientSide::Hyper(on) => Claimed::Hyper(on),
                 };
                 tokio::spawn(tunnel(client_side, upstream_side));
@@ -151,17 +151,17 @@ impl Upstream {
 }
 
 /// Where the client side of a tunnel comes from: hyper's own upgrade
-/// (TLS and HTTP/2 connections), or the plain HTTP/1.1 loop, which hands
-/// over its socket once the `101` is written.
+/// (HTTP/2 connections), or the HTTP/1.1 request cycle (plain or TLS),
+/// which hands over its stream once the `101` is written.
 enum ClientSide {
     Hyper(OnUpgrade),
-    Plain(HandOff),
+    Cycle(HandOff),
 }
 
 /// A client side whose `101` is on its way.
 enum Claimed {
     Hyper(OnUpgrade),
-    Plain(oneshot::Receiver<PlainIo>),
+    Cycle(oneshot::Receiver<ClientIo>),
 }
 
 /// Copy bytes both ways between the upgraded client and upstream connections.
@@ -176,7 +176,7 @@ async fn tunnel(client: Claimed, upstream: OnUpgrade) {
             Ok(upgraded) => tokio::io::copy_bidirectional(&mut TokioIo::new(upgraded), &mut upstream).await,
             Err(e) => return debug!(error = %e, "client upgrade did not complete"),
         },
-        Claimed::Plain(handed) => match handed.await {
+        Claimed::Cycle(handed) => match handed.await {
             Ok(mut io) => tokio::io::copy_bidirectional(&mut io, &mut upstream).await,
             Err(_) => return debug!("client connection closed before the upgrade"),
         },

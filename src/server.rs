@@ -1,16 +1,16 @@
 //! The accept loop: TCP → optional TLS → a connection task serving the
 //! current `Service`, with a connection cap, accept-error backoff and a
-//! graceful drain. Plain connections go through [`plain`] (HTTP/1.1 that
-//! holds no buffers between requests, or HTTP/2 with prior knowledge); TLS
-//! connections through hyper-util's auto connection (HTTP/1.1 or h2 by
-//! ALPN). Knows nothing of sessions or headers.
+//! graceful drain. Every connection, plain or TLS, goes through [`client`]:
+//! HTTP/1.1 that holds no hyper buffers between requests, or HTTP/2 (prior
+//! knowledge, or ALPN on TLS) through hyper-util's auto connection. Knows
+//! nothing of sessions or headers.
 
+mod client;
 mod exchange;
 mod io;
-mod plain;
 
 pub use exchange::{HandOff, RequestBody};
-pub use io::PlainIo;
+pub use io::ClientIo;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -29,13 +29,13 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore, watch};
-use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::live::Shared;
 use crate::metrics::Metrics;
 use crate::service::Connection;
+use client::{ClientConnection, Opening};
 
 /// Serve `listener` until `stop` turns true, then drain connections for at
 /// most `server.shutdown_timeout`.
@@ -72,17 +72,11 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let held = Held::new(Arc::clone(&job));
         let tls = job.live.load().tls.clone();
-        match tls {
-            None => tokio::spawn(plain::PlainConnection::new(
-                held,
-                stream,
-                Connection { remote, tls: false },
-            )),
-            Some(acceptor) => tokio::spawn(async move {
-                held.job.serve_tls(acceptor, stream, remote).await;
-                drop(held);
-            }),
+        let (opening, conn) = match tls {
+            None => (Opening::Tcp(stream), Connection { remote, tls: false }),
+            Some(acceptor) => (Opening::Tls(acceptor, stream), Connection { remote, tls: true }),
         };
+        tokio::spawn(ClientConnection::new(held, opening, conn));
     }
     drop(listener);
     job.bell.stop();
@@ -102,7 +96,7 @@ pub async fn serve(
 /// What a connection task holds for its whole life: its permit under
 /// `max_connections` (given back on drop, which is also what the drain
 /// waits for) and its place in the open-connection gauge. Only the `Arc`:
-/// an idle connection's task is kept small (see `plain`).
+/// an idle connection's task is kept small (see `client`).
 struct Held {
     job: Arc<Job>,
 }
@@ -158,16 +152,6 @@ impl Job {
         }
     }
 
-    async fn serve_tls(&self, acceptor: TlsAcceptor, stream: TcpStream, remote: SocketAddr) {
-        match tokio::time::timeout(self.header_read_timeout, acceptor.accept(stream)).await {
-            Ok(Ok(tls_stream)) => {
-                self.serve_auto(tls_stream, Connection { remote, tls: true }).await;
-            }
-            Ok(Err(e)) => debug!(error = %e, %remote, "TLS handshake failed"),
-            Err(_) => debug!(%remote, "TLS handshake timed out"),
-        }
-    }
-
     /// Serve `io` with hyper-util's auto connection (HTTP/1.1 or HTTP/2,
     /// upgrades allowed) until it ends; on stop, finish in-flight requests
     /// and close.
@@ -211,7 +195,7 @@ fn auto_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// Wakes connection tasks when the server stops, and idle plain
+/// Wakes connection tasks when the server stops, and idle client
 /// connections on every tick so that they can check their deadline (which
 /// they count in ticks). Busy connections wait on the `Notify`; idle ones
 /// park their waker in a shared list, which costs them a 4-byte slot

@@ -1,4 +1,4 @@
-//! What the plain HTTP/1.1 loop must know to drop hyper's connection state
+//! What the HTTP/1.1 request cycle (plain or TLS) must know to drop hyper's connection state
 //! between requests without breaking the byte stream: how many requests
 //! began and how many responses were written to their end, whether the
 //! latest request leaves the connection at a clean message boundary, whether
@@ -21,7 +21,7 @@ use http::{Method, Request, StatusCode, Version};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::sync::oneshot;
 
-use super::io::PlainIo;
+use super::io::ClientIo;
 use crate::body::{AtEnd, Body, Watched};
 
 /// One request cycle's bookkeeping (see the module docs).
@@ -34,7 +34,7 @@ pub struct Exchanges {
     /// yet been read to its end; 0 when there is no such body.
     body_pending: AtomicU32,
     write_stalled: AtomicBool,
-    tunnel: Mutex<Option<oneshot::Sender<PlainIo>>>,
+    tunnel: Mutex<Option<oneshot::Sender<ClientIo>>>,
 }
 
 impl Exchanges {
@@ -91,7 +91,7 @@ impl Exchanges {
     }
 
     /// The sender a `101` left for the connection, if any.
-    pub(super) fn take_tunnel(&self) -> Option<oneshot::Sender<PlainIo>> {
+    pub(super) fn take_tunnel(&self) -> Option<oneshot::Sender<ClientIo>> {
         self.tunnel.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 }
@@ -116,7 +116,7 @@ fn leaves_clean_boundary<B: HttpBody>(req: &Request<B>) -> bool {
     keep_alive && !req.headers().contains_key(UPGRADE)
 }
 
-/// Put in an upgrade request's extensions on plain HTTP/1.1 connections:
+/// Put in an upgrade request's extensions on HTTP/1.1 connections:
 /// the proxy claims the client side of a tunnel through it.
 #[derive(Clone, Debug)]
 pub struct HandOff(Arc<Exchanges>);
@@ -128,14 +128,14 @@ impl HandOff {
 
     /// Claim the connection: once hyper has written the `101`, the stream
     /// (with any bytes the client sent after its request) arrives here.
-    pub fn claim(self) -> oneshot::Receiver<PlainIo> {
+    pub fn claim(self) -> oneshot::Receiver<ClientIo> {
         let (tx, rx) = oneshot::channel();
         *self.0.tunnel.lock().unwrap_or_else(PoisonError::into_inner) = Some(tx);
         rx
     }
 }
 
-/// The body of every request usher receives. On plain HTTP/1.1 it tells
+/// The body of every request usher receives. On HTTP/1.1 it tells
 /// the request cycle when it has been read to its end, so that a
 /// connection whose last request had a body can still drop hyper's state
 /// between requests. A body not read to its end (the upstream answered

@@ -1,8 +1,8 @@
-//! The byte stream of a plain client connection: the TCP socket, bytes
-//! already read from it but not yet parsed (they are handed back when
-//! hyper's connection state is dropped between requests, or when the
-//! connection is upgraded), and a note of whether the last write found the
-//! socket full.
+//! The byte stream of a client connection: the socket (bare TCP, or TLS
+//! over it), bytes already read from it but not yet parsed (they are handed
+//! back when hyper's connection state is dropped between requests, or when
+//! the connection is upgraded), and a note of whether the last write found
+//! the socket full.
 
 use std::io;
 use std::pin::Pin;
@@ -12,21 +12,103 @@ use std::task::{Context, Poll};
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 
 use super::exchange::Exchanges;
 
-/// A client's TCP stream with unparsed bytes in front of it.
+/// A client's socket. The TLS stream is boxed: rustls's state is large, and
+/// an idle connection's task holds this.
 #[derive(Debug)]
-pub struct PlainIo {
-    stream: TcpStream,
+pub enum Stream {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// The TCP socket underneath, to wait on for readiness.
+    pub(super) fn socket(&self) -> &TcpStream {
+        match self {
+            Stream::Tcp(tcp) => tcp,
+            Stream::Tls(tls) => tls.get_ref().0,
+        }
+    }
+
+    /// Whether a read would return at once without the socket: rustls holds
+    /// decrypted bytes, saw the peer's `close_notify`, or failed on records
+    /// it already has (the read reports that error).
+    fn has_buffered(&mut self) -> bool {
+        match self {
+            Stream::Tcp(_) => false,
+            Stream::Tls(tls) => match tls.get_mut().1.process_new_packets() {
+                Ok(state) => state.plaintext_bytes_to_read() > 0 || state.peer_has_closed(),
+                Err(_) => true,
+            },
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Tcp(tcp) => tcp.is_write_vectored(),
+            Stream::Tls(tls) => tls.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(tcp) => Pin::new(tcp).poll_flush(cx),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A client's stream with unparsed bytes in front of it.
+#[derive(Debug)]
+pub struct ClientIo {
+    stream: Stream,
     unread: Bytes,
     exchanges: Option<Arc<Exchanges>>,
 }
 
-impl PlainIo {
+impl ClientIo {
     /// `stream`, with `unread` to be read before anything from the socket.
-    pub(super) fn new(stream: TcpStream, unread: Bytes) -> Self {
-        PlainIo {
+    pub(super) fn new(stream: Stream, unread: Bytes) -> Self {
+        ClientIo {
             stream,
             unread,
             exchanges: None,
@@ -62,11 +144,11 @@ impl PlainIo {
         !self.unread.is_empty()
     }
 
-    /// The bare socket, to wait on between requests; or this stream back
-    /// when bytes are still waiting in front of it (the next request has
-    /// begun).
-    pub(super) fn into_idle(self) -> Result<TcpStream, PlainIo> {
-        if self.unread.is_empty() {
+    /// The bare stream, to wait on between requests; or this stream back
+    /// when bytes are already waiting, in front of the socket or inside
+    /// rustls (the next request has begun).
+    pub(super) fn into_idle(mut self) -> Result<Stream, ClientIo> {
+        if self.unread.is_empty() && !self.stream.has_buffered() {
             Ok(self.stream)
         } else {
             Err(self)
@@ -80,7 +162,7 @@ impl PlainIo {
     }
 }
 
-impl AsyncRead for PlainIo {
+impl AsyncRead for ClientIo {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         if !self.unread.is_empty() {
             let n = self.unread.len().min(buf.remaining());
@@ -92,7 +174,7 @@ impl AsyncRead for PlainIo {
     }
 }
 
-impl AsyncWrite for PlainIo {
+impl AsyncWrite for ClientIo {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.stream).poll_write(cx, buf);
         self.note_write(&result);
@@ -113,8 +195,12 @@ impl AsyncWrite for PlainIo {
         self.stream.is_write_vectored()
     }
 
+    /// A TLS stream may accept a write into rustls and leave it waiting
+    /// there; its flush is what finds the socket full.
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        let result = Pin::new(&mut self.stream).poll_flush(cx);
+        self.note_write(&result);
+        result
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -140,7 +226,7 @@ mod tests {
         let (mut client, server) = pair().await;
         client.write_all(b" from the socket").await.expect("write");
         drop(client);
-        let mut io = PlainIo::new(server, Bytes::from_static(b"two"));
+        let mut io = ClientIo::new(Stream::Tcp(server), Bytes::from_static(b"two"));
         io.unread(Bytes::from_static(b"one "));
         assert!(io.has_unread());
         let mut got = Vec::new();
@@ -149,10 +235,62 @@ mod tests {
         assert!(!io.has_unread());
     }
 
+    /// A TLS server stream and its client, over loopback, with a
+    /// self-signed certificate made here.
+    async fn tls_pair() -> (tokio_rustls::client::TlsStream<TcpStream>, TlsStream<TcpStream>) {
+        use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        let server_config = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            )
+            .expect("server config");
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.der().clone()).expect("root");
+        let client_config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let (client, server) = pair().await;
+        let name = ServerName::try_from("localhost").expect("name");
+        let (client, server) = tokio::join!(
+            tokio_rustls::TlsConnector::from(Arc::new(client_config)).connect(name, client),
+            tokio_rustls::TlsAcceptor::from(Arc::new(server_config)).accept(server),
+        );
+        (client.expect("client handshake"), server.expect("server handshake"))
+    }
+
+    #[tokio::test]
+    async fn plaintext_left_inside_rustls_keeps_the_connection_busy() {
+        let (mut client, server) = tls_pair().await;
+        client.write_all(b"one record").await.expect("write");
+        client.flush().await.expect("flush");
+        let mut io = ClientIo::new(Stream::Tls(Box::new(server)), Bytes::new());
+        let mut three = [0u8; 3];
+        io.read_exact(&mut three).await.expect("read");
+        assert_eq!(&three, b"one");
+        // The rest was decrypted with the first bytes and waits in rustls;
+        // the socket has nothing more to signal.
+        let mut io = io.into_idle().expect_err("bytes wait inside rustls");
+        let mut rest = [0u8; 7];
+        io.read_exact(&mut rest).await.expect("read");
+        assert_eq!(&rest, b" record");
+        assert!(io.into_idle().is_ok(), "nothing left: the connection may idle");
+    }
+
     #[tokio::test]
     async fn small_reads_take_unread_bytes_piecewise() {
         let (_client, server) = pair().await;
-        let mut io = PlainIo::new(server, Bytes::from_static(b"abcdef"));
+        let mut io = ClientIo::new(Stream::Tcp(server), Bytes::from_static(b"abcdef"));
         let mut two = [0u8; 2];
         io.read_exact(&mut two).await.expect("read");
         assert_eq!(&two, b"ab");

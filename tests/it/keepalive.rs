@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::support::*;
@@ -36,9 +36,9 @@ fn request(method: &str, path: &str, body: &'static str) -> Request<Full<Bytes>>
         .expect("request")
 }
 
-/// Read from `stream` until `n` complete responses with Content-Length
-/// bodies have arrived; returns their bodies.
-async fn read_responses(stream: &mut TcpStream, n: usize) -> Vec<String> {
+/// Read from `stream` (TCP or TLS) until `n` complete responses with
+/// Content-Length bodies have arrived; returns their bodies.
+pub async fn read_responses<S: AsyncRead + Unpin>(stream: &mut S, n: usize) -> Vec<String> {
     let mut buf = Vec::new();
     let mut bodies = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -73,7 +73,7 @@ async fn read_responses(stream: &mut TcpStream, n: usize) -> Vec<String> {
 }
 
 /// Timeouts short enough to test: hyper's header limit below usher's idle one.
-const SHORT_TIMEOUTS: &str = "[server]\nheader_read_timeout = \"1s\"\nidle_timeout = \"3s\"\n";
+pub const SHORT_TIMEOUTS: &str = "[server]\nheader_read_timeout = \"1s\"\nidle_timeout = \"3s\"\n";
 
 /// The echo upstream, usher in front of it with `extra` config, and one
 /// raw connection to usher.
@@ -86,7 +86,7 @@ async fn connected(extra: &str) -> (Upstream, Proxy, TcpStream) {
 
 /// Everything the server sends until it closes; fails if it has not
 /// closed within `limit`.
-async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Vec<u8> {
+pub async fn read_until_closed<S: AsyncRead + Unpin>(stream: &mut S, limit: Duration) -> Vec<u8> {
     let mut all = Vec::new();
     tokio::time::timeout(limit, stream.read_to_end(&mut all))
         .await

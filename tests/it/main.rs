@@ -17,7 +17,7 @@ mod session; // cookie-jar journeys: backend writes, carts, sign-out, bad cookie
 mod spoof; // the strip-then-inject matrix: no client value ever reaches the upstream
 mod streaming; // 200 MB each way through the real binary, RSS bounded
 mod target; // malformed and ambiguous request targets on the wire
-mod tls; // HTTPS in (h1, h2) and out (custom CA), certificates from rcgen
+mod tls; // HTTPS in (h1, h2, keep-alive, pipelining, WebSocket) and out (custom CA), certificates from rcgen
 mod upstream_failures; // 502 and 504, JSON or HTML
 mod upstream_pool; // upstream keep-alive: reuse, closes, abandoned bodies
 mod websocket; // Upgrade tunnelled end to end

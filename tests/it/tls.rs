@@ -1,19 +1,26 @@
 //! HTTPS with certificates made at test time (rcgen): HTTP/1.1 and HTTP/2
-//! over TLS to usher, and usher to an https upstream trusted through a
-//! custom CA file.
+//! over TLS to usher, HTTP/1.1 keep-alive, pipelining and WebSockets over
+//! TLS, and usher to an https upstream trusted through a custom CA file.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use rustls_pki_types::ServerName;
 use serde_json::Value;
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::client::TlsStream;
 
+use crate::keepalive::{SHORT_TIMEOUTS, read_responses, read_until_closed};
 use crate::support::{Seen, spawn_echo_upstream, spawn_proxy};
+use crate::websocket::{echo_round_trips, spawn_ws_echo_upstream};
 
 /// A CA and a `localhost` / `127.0.0.1` certificate it signed, as PEM files.
 pub struct Pki {
@@ -49,21 +56,26 @@ impl Pki {
     }
 }
 
-/// A TLS client trusting only `ca_pem`; `h2` selects HTTP/2 via ALPN.
-fn tls_client(
-    ca_pem: &str,
-    h2: bool,
-) -> Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, Empty<Bytes>> {
+/// TLS client settings trusting only `ca_pem`.
+fn client_config(ca_pem: &str) -> rustls::ClientConfig {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.expect("pem")).expect("root");
     }
-    let config = rustls::ClientConfig::builder_with_provider(usher::tls::provider())
+    rustls::ClientConfig::builder_with_provider(usher::tls::provider())
         .with_safe_default_protocol_versions()
         .expect("versions")
         .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_no_client_auth()
+}
+
+/// A TLS client trusting only `ca_pem`; `h2` selects HTTP/2 via ALPN.
+fn tls_client(
+    ca_pem: &str,
+    h2: bool,
+) -> Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, Empty<Bytes>> {
+    let config = client_config(ca_pem);
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config)
         .https_only();
@@ -202,4 +214,117 @@ fn check_refuses_unreadable_or_mismatched_tls_files() {
         assert!(text.contains(why), "{text}");
         assert!(!text.contains("PRIVATE KEY"), "key material echoed: {text}");
     }
+}
+
+/// The `[server]` lines that make usher terminate TLS with `pki`'s certificate.
+fn tls_keys(pki: &Pki) -> String {
+    format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        pki.path("cert.pem"),
+        pki.path("key.pem")
+    )
+}
+
+/// A raw TLS connection to `addr` as `localhost`, offering HTTP/1.1 by ALPN.
+async fn tls_connect(pki: &Pki, addr: SocketAddr) -> TlsStream<TcpStream> {
+    let mut config = client_config(&pki.ca_pem);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let name = ServerName::try_from("localhost").expect("name");
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake")
+}
+
+/// HTTP/1.1 over TLS keeps alive the way plain HTTP/1.1 does: between
+/// requests the connection waits `server.idle_timeout`, not hyper's
+/// `header_read_timeout`, also after a request body (by length or
+/// chunked); once idle for longer it is closed with `close_notify`.
+#[tokio::test]
+async fn tls_keep_alive_waits_idle_timeout_between_requests() {
+    let pki = Pki::new("keepalive");
+    let up = spawn_echo_upstream().await;
+    let proxy = spawn_proxy(up.addr, &format!("{SHORT_TIMEOUTS}{}", tls_keys(&pki))).await;
+    let mut tls = tls_connect(&pki, proxy.addr).await;
+    let requests: [(&[u8], &str); 3] = [
+        (b"GET /first HTTP/1.1\r\nHost: app.test\r\n\r\n", "/first"),
+        (
+            b"POST /length HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\n\r\nhello",
+            "/length",
+        ),
+        (
+            b"POST /chunked HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            "/chunked",
+        ),
+    ];
+    for (request, path) in requests {
+        tls.write_all(request).await.expect("write");
+        let doc: Value = serde_json::from_str(&read_responses(&mut tls, 1).await[0]).expect("json");
+        assert_eq!(doc["uri"], path);
+        // Longer than header_read_timeout, shorter than idle_timeout.
+        tokio::time::sleep(Duration::from_millis(1800)).await;
+    }
+    tls.write_all(b"GET /last HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await
+        .expect("write");
+    assert!(read_responses(&mut tls, 1).await[0].contains("/last"));
+    let idle_from = Instant::now();
+    // A clean end of stream: rustls reports a close without `close_notify`
+    // as an error.
+    let rest = read_until_closed(&mut tls, Duration::from_secs(10)).await;
+    assert!(rest.is_empty(), "nothing is written to an idle connection");
+    let idle = idle_from.elapsed();
+    assert!(idle >= Duration::from_millis(2500), "closed after only {idle:?}");
+    assert_eq!(up.connections(), 1, "one upstream connection for every request");
+    proxy.stop().await;
+}
+
+/// Requests pipelined in one TLS write are answered in order, also when
+/// the first one fills hyper's 8 KiB read buffer exactly, so that what
+/// follows may wait inside rustls, where the socket's readiness cannot
+/// show it.
+#[tokio::test]
+async fn pipelined_requests_over_tls_are_answered_in_order() {
+    let pki = Pki::new("pipelined");
+    let up = spawn_echo_upstream().await;
+    let proxy = spawn_proxy(up.addr, &format!("[server]\n{}", tls_keys(&pki))).await;
+    let mut tls = tls_connect(&pki, proxy.addr).await;
+    let mut first = b"GET /first HTTP/1.1\r\nHost: app.test\r\nX-Pad: ".to_vec();
+    let pad = 8192 - first.len() - 4;
+    first.extend(std::iter::repeat_n(b'p', pad));
+    first.extend_from_slice(b"\r\n\r\n");
+    assert_eq!(first.len(), 8192);
+    let mut all = first;
+    all.extend_from_slice(b"GET /second HTTP/1.1\r\nHost: app.test\r\n\r\n");
+    all.extend_from_slice(b"POST /third HTTP/1.1\r\nHost: app.test\r\nContent-Length: 3\r\n\r\nabc");
+    all.extend_from_slice(b"GET /fourth HTTP/1.1\r\nHost: app.test\r\n\r\n");
+    tls.write_all(&all).await.expect("write");
+    let uris: Vec<String> = read_responses(&mut tls, 4)
+        .await
+        .iter()
+        .map(|body| {
+            let doc: Value = serde_json::from_str(body).expect("json");
+            doc["uri"].as_str().expect("uri").to_string()
+        })
+        .collect();
+    assert_eq!(uris, ["/first", "/second", "/third", "/fourth"]);
+    proxy.stop().await;
+}
+
+/// A WebSocket over TLS: the `101` hands the TLS stream to the tunnel.
+#[tokio::test]
+async fn websocket_over_tls() {
+    let pki = Pki::new("websocket");
+    let (addr, upstream) = spawn_ws_echo_upstream().await;
+    let proxy = spawn_proxy(addr, &format!("[server]\n{}", tls_keys(&pki))).await;
+    let tls = tls_connect(&pki, proxy.addr).await;
+    let url = format!("wss://localhost:{}/socket", proxy.addr.port());
+    let (ws, res) = tokio_tungstenite::client_async(url, tls)
+        .await
+        .expect("websocket through proxy");
+    assert_eq!(res.status(), 101);
+    echo_round_trips(ws).await;
+    upstream.await.expect("upstream task");
+    proxy.stop().await;
 }

@@ -1,14 +1,20 @@
 //! A WebSocket through the proxy: the Upgrade is tunnelled and messages
 //! flow both ways.
 
+use std::net::SocketAddr;
+
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::spawn_proxy;
 
-#[tokio::test]
-async fn websocket_echo_through_the_proxy() {
+/// A WebSocket upstream that echoes text and binary messages, for one
+/// connection; the handle ends when the client closes.
+pub async fn spawn_ws_echo_upstream() -> (SocketAddr, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let upstream = tokio::spawn(async move {
@@ -22,11 +28,15 @@ async fn websocket_echo_through_the_proxy() {
             }
         }
     });
-    let proxy = spawn_proxy(addr, "").await;
-    let (mut ws, res) = tokio_tungstenite::connect_async(format!("ws://{}/socket", proxy.addr))
-        .await
-        .expect("websocket through proxy");
-    assert_eq!(res.status(), 101);
+    (addr, upstream)
+}
+
+/// Text and a 100 KB binary message round-trip through `ws`, which is
+/// then closed.
+pub async fn echo_round_trips<S>(mut ws: WebSocketStream<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     for i in 0..5 {
         let text = format!("hello {i}");
         ws.send(Message::text(text.clone())).await.expect("send");
@@ -37,6 +47,17 @@ async fn websocket_echo_through_the_proxy() {
     let back = ws.next().await.expect("reply").expect("frame");
     assert_eq!(back.into_data().len(), 100_000);
     ws.close(None).await.expect("close");
+}
+
+#[tokio::test]
+async fn websocket_echo_through_the_proxy() {
+    let (addr, upstream) = spawn_ws_echo_upstream().await;
+    let proxy = spawn_proxy(addr, "").await;
+    let (ws, res) = tokio_tungstenite::connect_async(format!("ws://{}/socket", proxy.addr))
+        .await
+        .expect("websocket through proxy");
+    assert_eq!(res.status(), 101);
+    echo_round_trips(ws).await;
     upstream.await.expect("upstream task");
     proxy.stop().await;
 }

@@ -1,13 +1,16 @@
-//! Plain (non-TLS) client connections.
+//! Client connections, plain or TLS.
 //!
-//! HTTP/2 with prior knowledge is recognised from its preface and served by
-//! hyper-util's auto connection. Everything else is HTTP/1.1, served one
+//! A TLS connection does its handshake first (ALPN offers `h2` and
+//! `http/1.1`). Then HTTP/2 is recognised from its preface (prior knowledge
+//! on plain connections, ALPN's choice on TLS) and served by hyper-util's
+//! auto connection. Everything else is HTTP/1.1, served one
 //! *request cycle* at a time: a hyper HTTP/1 connection is built when bytes
 //! arrive and taken apart again (`poll_without_shutdown` + `into_parts`) as
 //! soon as the exchange has settled (see [`Exchanges::settled`]). Between
-//! requests the connection is only its socket and this task, about 1 KiB
-//! of memory in all (docs/PERFORMANCE.md) instead of some 21 KB with
-//! hyper's buffers kept; the idle wait has its own
+//! requests the connection is only its socket (and rustls's state, on TLS)
+//! and this task: about 1 KiB of memory in all for a plain connection
+//! (docs/PERFORMANCE.md) instead of some 21 KB with hyper's buffers kept.
+//! The idle wait has its own
 //! limit, `server.idle_timeout`, and `server.header_read_timeout` counts
 //! from the first byte of each request.
 //!
@@ -28,12 +31,13 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
 use super::exchange::{BodyRead, Exchanges, HandOff, RequestBody, Tracked};
-use super::io::PlainIo;
+use super::io::{ClientIo, Stream};
 use super::{Held, Job, Slot};
 use crate::live::Shared;
 use crate::service::Connection;
@@ -43,15 +47,15 @@ const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 type BoxedResponse = Pin<Box<dyn Future<Output = Result<Response<Tracked>, Infallible>> + Send>>;
 
-type Work = Pin<Box<dyn Future<Output = Option<PlainIo>> + Send>>;
+type Work = Pin<Box<dyn Future<Output = Option<ClientIo>> + Send>>;
 
-/// One plain connection's task, until it closes, idles out or the server
+/// One client connection's task, until it closes, idles out or the server
 /// stops. Written out by hand rather than as an `async fn` so that an idle
 /// connection costs no more than these fields: the first read and each
 /// request cycle run boxed, and the idle wait is a readiness poll plus a
 /// slot in the bell's waker list (no timer, no `readable()` future, no
 /// copies of the arguments an `async fn` would keep).
-pub(super) struct PlainConnection {
+pub(super) struct ClientConnection {
     held: Held,
     conn: Connection,
     state: State,
@@ -62,7 +66,7 @@ enum State {
         work: Work,
     },
     Idle {
-        stream: Option<TcpStream>,
+        stream: Option<Stream>,
         /// Where the bell keeps this task's waker.
         slot: Option<Slot>,
         /// The bell's ring count at which the idle wait is over.
@@ -71,20 +75,27 @@ enum State {
     Done,
 }
 
-impl PlainConnection {
-    pub(super) fn new(held: Held, stream: TcpStream, conn: Connection) -> Self {
+/// A new connection: its TCP socket, and the TLS acceptor when the server
+/// terminates TLS.
+pub(super) enum Opening {
+    Tcp(TcpStream),
+    Tls(TlsAcceptor, TcpStream),
+}
+
+impl ClientConnection {
+    pub(super) fn new(held: Held, opening: Opening, conn: Connection) -> Self {
         let job = Arc::clone(&held.job);
-        PlainConnection {
+        ClientConnection {
             held,
             conn,
             state: State::Busy {
-                work: Box::pin(async move { open(&job, stream, conn).await }),
+                work: Box::pin(async move { open(&job, opening, conn).await }),
             },
         }
     }
 }
 
-impl Future for PlainConnection {
+impl Future for ClientConnection {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
@@ -108,11 +119,13 @@ impl Future for PlainConnection {
                     },
                 },
                 State::Idle { stream, slot, until } => {
-                    match stream.as_ref().map(|s| s.poll_read_ready(cx)) {
+                    // `into_idle` found nothing buffered in rustls; only the
+                    // socket can bring more.
+                    match stream.as_ref().map(|s| s.socket().poll_read_ready(cx)) {
                         Some(Poll::Ready(Ok(()))) => {
                             job.bell.unpark(slot);
                             if let Some(stream) = stream.take() {
-                                let io = PlainIo::new(stream, Bytes::new());
+                                let io = ClientIo::new(stream, Bytes::new());
                                 this.state = State::busy(job, io, this.conn);
                             }
                         }
@@ -124,7 +137,7 @@ impl Future for PlainConnection {
                                 return Poll::Pending;
                             }
                             job.bell.unpark(slot);
-                            this.state = State::Done;
+                            this.state = State::closing(job, stream.take());
                         }
                         // A socket error.
                         _ => {
@@ -139,7 +152,7 @@ impl Future for PlainConnection {
     }
 }
 
-impl Drop for PlainConnection {
+impl Drop for ClientConnection {
     /// A task dropped while idle (the runtime shutting down) gives its
     /// waker slot back.
     fn drop(&mut self) {
@@ -150,25 +163,54 @@ impl Drop for PlainConnection {
 }
 
 impl State {
-    fn busy(job: &Arc<Job>, io: PlainIo, conn: Connection) -> State {
+    fn busy(job: &Arc<Job>, io: ClientIo, conn: Connection) -> State {
         let job = Arc::clone(job);
         State::Busy {
             work: Box::pin(async move { cycle(&job, io, conn).await }),
         }
     }
+
+    /// An idle connection whose time is up: TLS says `close_notify` first
+    /// (bounded, in case the client stopped reading); TCP just closes.
+    fn closing(job: &Job, stream: Option<Stream>) -> State {
+        let Some(Stream::Tls(mut tls)) = stream else {
+            return State::Done;
+        };
+        let limit = job.header_read_timeout;
+        State::Busy {
+            work: Box::pin(async move {
+                let _ = tokio::time::timeout(limit, tls.shutdown()).await;
+                None
+            }),
+        }
+    }
 }
 
-/// Read the first bytes: HTTP/2 with prior knowledge is served here to the
-/// end (`None`); otherwise the HTTP/1.1 stream is returned.
-async fn open(job: &Job, mut stream: TcpStream, conn: Connection) -> Option<PlainIo> {
-    let first = tokio::select! {
+/// Complete the TLS handshake if any and read the first bytes, both within
+/// `server.header_read_timeout`. HTTP/2 is served here to the end (`None`);
+/// otherwise the HTTP/1.1 stream is returned.
+async fn open(job: &Job, opening: Opening, conn: Connection) -> Option<ClientIo> {
+    let opened = async {
+        let mut stream = match opening {
+            Opening::Tcp(tcp) => Stream::Tcp(tcp),
+            Opening::Tls(acceptor, tcp) => match acceptor.accept(tcp).await {
+                Ok(tls) => Stream::Tls(Box::new(tls)),
+                Err(e) => return Err(("TLS handshake failed", e)),
+            },
+        };
+        match sniff(&mut stream).await {
+            Ok(first) => Ok(first.map(|first| (stream, first))),
+            Err(e) => Err(("read failed", e)),
+        }
+    };
+    let (stream, first) = tokio::select! {
         biased;
         () = job.bell.stopped() => return None,
-        read = tokio::time::timeout(job.header_read_timeout, sniff(&mut stream)) => match read {
-            Ok(Ok(Some(first))) => first,
+        read = tokio::time::timeout(job.header_read_timeout, opened) => match read {
+            Ok(Ok(Some(opened))) => opened,
             Ok(Ok(None)) => return None,
-            Ok(Err(e)) => {
-                debug!(error = %e, remote = %conn.remote, "read failed");
+            Ok(Err((what, e))) => {
+                debug!(error = %e, remote = %conn.remote, "{what}");
                 return None;
             }
             Err(_) => {
@@ -177,7 +219,7 @@ async fn open(job: &Job, mut stream: TcpStream, conn: Connection) -> Option<Plai
             }
         },
     };
-    let io = PlainIo::new(stream, first.bytes);
+    let io = ClientIo::new(stream, first.bytes);
     if first.h2 {
         job.serve_auto(io, conn).await;
         return None;
@@ -193,7 +235,7 @@ struct First {
 
 /// Read until the bytes either are the HTTP/2 preface or cannot become it;
 /// `None` when the client closed first.
-async fn sniff(stream: &mut TcpStream) -> io::Result<Option<First>> {
+async fn sniff<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<Option<First>> {
     let mut buf = BytesMut::with_capacity(H2_PREFACE.len());
     loop {
         if stream.read_buf(&mut buf).await? == 0 {
@@ -222,7 +264,7 @@ enum Ended {
 /// One request cycle: build a hyper HTTP/1 connection over `io`, serve
 /// until the exchange settles, and take it apart again. Returns the stream
 /// when it may carry another request.
-async fn cycle(job: &Job, io: PlainIo, conn: Connection) -> Option<PlainIo> {
+async fn cycle(job: &Job, io: ClientIo, conn: Connection) -> Option<ClientIo> {
     let exchanges = Arc::new(Exchanges::default());
     let watched = io.watched_by(Arc::clone(&exchanges));
     let service = CycleService {
@@ -245,7 +287,9 @@ async fn cycle(job: &Job, io: PlainIo, conn: Connection) -> Option<PlainIo> {
             None
         }
         Ok(Ended::Closed) => {
-            let _ = io.shutdown().await;
+            // TLS sends `close_notify` first, which a client that stopped
+            // reading would hold up.
+            let _ = tokio::time::timeout(job.header_read_timeout, io.shutdown()).await;
             None
         }
         Err(e) => {
@@ -255,7 +299,7 @@ async fn cycle(job: &Job, io: PlainIo, conn: Connection) -> Option<PlainIo> {
     }
 }
 
-type Http1Conn = http1::Connection<TokioIo<PlainIo>, CycleService>;
+type Http1Conn = http1::Connection<TokioIo<ClientIo>, CycleService>;
 
 /// The hyper service of one request cycle: the current usher service, with
 /// each exchange counted in and its response body counted out.
@@ -338,7 +382,7 @@ mod tests {
         // up to 152 bytes here keeps the task at 256. The benchmark measures
         // the whole (docs/PERFORMANCE.md); this catches a change that
         // quietly inlines a large future again.
-        let size = std::mem::size_of::<PlainConnection>();
-        assert!(size <= 152, "PlainConnection is {size} bytes");
+        let size = std::mem::size_of::<ClientConnection>();
+        assert!(size <= 152, "ClientConnection is {size} bytes");
     }
 }
