@@ -22,6 +22,7 @@ import resource
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -42,6 +43,8 @@ CONFIGS = {
     "c": "usher, valid session (verify + 3 headers + forward)",
     "d": "usher, public path, no session",
 }
+# Idle-test servers: the plain ones above, and the same two terminating TLS.
+IDLE_LABELS = {"b": "nginx", "c": "usher", "bt": "nginx, TLS", "ct": "usher, TLS"}
 SESSION_JSON = '{"user":"bench","email":"bench@example.com","groups":["a","b"]}'
 COOKIE_NAME = "usher_session"
 
@@ -207,6 +210,10 @@ PROXY_SERVER = """\
     }}
     server {{
         listen 127.0.0.1:{port} backlog=4096;
+        listen 127.0.0.1:{tls_port} ssl backlog=4096;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.3;
         location / {{
             proxy_pass http://backend;
             proxy_http_version 1.1;
@@ -214,6 +221,15 @@ PROXY_SERVER = """\
         }}
     }}
 """
+
+
+def make_cert(work):
+    """A self-signed P-256 certificate for 127.0.0.1, for the TLS idle test."""
+    cert, key = work / "cert.pem", work / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
 
 
 def start_nginx(name, work, body):
@@ -232,12 +248,14 @@ def start_nginx(name, work, body):
     return Group(name, proc)
 
 
-def usher_config(work, port, backend):
-    path = work / "usher.toml"
+def usher_config(work, port, backend, tls=None):
+    """usher's config; `tls` = (cert, key) makes it terminate TLS."""
+    path = work / ("usher-tls.toml" if tls else "usher.toml")
+    tls_keys = f'tls_cert = "{tls[0]}"\ntls_key = "{tls[1]}"\n' if tls else ""
     path.write_text(f"""\
 [server]
 listen = "127.0.0.1:{port}"
-
+{tls_keys}
 [upstream]
 url = "http://127.0.0.1:{backend}"
 
@@ -362,12 +380,13 @@ def idle_memory(env, cfg, n, recheck, settle):
     max_connections (10,000) for n = 5,000."""
     group = env["proxy"][cfg]
     port = env["ports"][cfg]
-    headers = [env["cookie_header"]] if cfg == "c" else []
+    headers = [env["cookie_header"]] if cfg in ("c", "ct") else []
+    tls = ["--tls"] if cfg.endswith("t") else []
 
     def open_batch(count):
         client = subprocess.Popen(
-            ["taskset", "-c", CLIENT_CPU, sys.executable, str(HERE / "idle_clients.py"),
-             "127.0.0.1", str(port), "/data/100B", str(count)] + headers,
+            ["taskset", "-c", CLIENT_CPU, sys.executable, str(HERE / "idle_clients.py")] + tls +
+            ["127.0.0.1", str(port), "/data/100B", str(count)] + headers,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         clients.append(client)
         line = client.stdout.readline().split()
@@ -504,7 +523,9 @@ def markdown(result):
             "*marginal*: the same for three further batches opened on top of the first, together, the cost "
             "of one more idle connection; in brackets the range of the three batches' own figures (RSS grows "
             "in steps, so one batch alone reads low or high). Kernel socket buffers are not in RSS. *still open later*: connections of the first "
-            "batch the server had not closed that many seconds after their last request.", "",
+            "batch the server had not closed that many seconds after their last request. "
+            "*TLS* rows: the same servers terminating TLS 1.3 themselves (P-256 certificate, Python `ssl` "
+            "clients), with fewer clients because each handshake costs the client CPU.", "",
             "| server | clients | opened | RSS before MiB | RSS after MiB | bytes / idle conn | "
             "RSS after further batches MiB | marginal bytes / idle conn | still open later |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
@@ -517,7 +538,7 @@ def markdown(result):
         if each:
             marginal += f" ({min(each):,.0f}–{max(each):,.0f}; {len(each)} × {i['marginal_batch']:,})"
         out.append(
-            f"| ({i['config']}) {'nginx' if i['config'] == 'b' else 'usher'} | {i['clients']} | {i['opened']} | "
+            f"| ({i['config']}) {IDLE_LABELS[i['config']]} | {i['clients']} | {i['opened']} | "
             f"{i['rss_before_kb'] / 1024:.1f} | {i['rss_after_kb'] / 1024:.1f} | {i['bytes_per_conn']:,.0f} | "
             f"{fmt(second and second / 1024, '.1f')} | {marginal} | {later_s} |")
     out += ["", "## Rounds and background load", "",
@@ -569,42 +590,51 @@ def start_servers(usher_bin, work, procs, connections):
         for name, size in BODIES.items():
             (docroot / d / name).write_bytes(bytes((i * 7 + 13) % 94 + 33 for i in range(size)))
     os.chmod(docroot, 0o755)
-    ports = {"a": free_port(), "b": free_port(), "u": free_port()}
+    ports = {"a": free_port(), "b": free_port(), "u": free_port(), "bt": free_port(), "ut": free_port()}
+    cert, key = make_cert(work)
+    proxy_server = PROXY_SERVER.format(port=ports["b"], backend=ports["a"], tls_port=ports["bt"], cert=cert, key=key)
     backend = start_nginx("backend", work, BACKEND_SERVER.format(port=ports["a"], docroot=docroot))
     procs.append(backend)
     wait_port(ports["a"], backend.proc, "backend nginx")
-    nginx_proxy = start_nginx("proxy", work, PROXY_SERVER.format(port=ports["b"], backend=ports["a"]))
+    nginx_proxy = start_nginx("proxy", work, proxy_server)
     procs.append(nginx_proxy)
     wait_port(ports["b"], nginx_proxy.proc, "nginx proxy")
 
     conf = usher_config(work, ports["u"], ports["a"])
+    tls_conf = usher_config(work, ports["ut"], ports["a"], tls=(cert, key))
     uenv = dict(os.environ, USHER_SECRET_KEYS="bench-" + os.urandom(24).hex(), RUST_LOG="warn")
     cookie = subprocess.run([usher_bin, "session", "encode", "-c", str(conf), SESSION_JSON],
                             env=uenv, check=True, capture_output=True, text=True).stdout.strip()
     check(cookie.startswith("v1."), f"usher session encode printed {cookie!r}")
 
-    def start_usher():
-        usher = Group("usher", subprocess.Popen(
-            ["taskset", "-c", SERVER_CPU, usher_bin, "run", "-c", str(conf)], env=uenv,
-            stdout=open(work / "usher.log", "a"), stderr=subprocess.STDOUT))
-        wait_port(ports["u"], usher.proc, "usher")
+    def start_usher(tls=False):
+        name, config, port = ("usher-tls", tls_conf, ports["ut"]) if tls else ("usher", conf, ports["u"])
+        usher = Group(name, subprocess.Popen(
+            ["taskset", "-c", SERVER_CPU, usher_bin, "run", "-c", str(config)], env=uenv,
+            stdout=open(work / f"{name}.log", "a"), stderr=subprocess.STDOUT))
+        wait_port(port, usher.proc, name)
         return usher
 
     def start_nginx_proxy():
-        proxy = start_nginx("proxy", work, PROXY_SERVER.format(port=ports["b"], backend=ports["a"]))
+        proxy = start_nginx("proxy", work, proxy_server)
         wait_port(ports["b"], proxy.proc, "nginx proxy")
         return proxy
 
     usher = start_usher()
     procs.append(usher)
+    # Started now for the sanity check; restarted fresh for its idle test.
+    usher_tls = start_usher(tls=True)
+    procs.append(usher_tls)
 
     env = {
         "backend": backend,
-        "proxy": {"a": backend, "b": nginx_proxy, "c": usher, "d": usher},
-        "ports": {"a": ports["a"], "b": ports["b"], "c": ports["u"], "d": ports["u"]},
+        "proxy": {"a": backend, "b": nginx_proxy, "c": usher, "d": usher, "bt": nginx_proxy, "ct": usher_tls},
+        "ports": {"a": ports["a"], "b": ports["b"], "c": ports["u"], "d": ports["u"],
+                  "bt": ports["bt"], "ct": ports["ut"]},
         "cookie_header": f"Cookie: {COOKIE_NAME}={cookie}",
         "connections": connections,
-        "starters": {"b": start_nginx_proxy, "c": start_usher},
+        "starters": {"b": start_nginx_proxy, "c": start_usher, "bt": start_nginx_proxy,
+                     "ct": lambda: start_usher(tls=True)},
         "procs": procs,
     }
     return env
@@ -628,8 +658,13 @@ def check(cond, msg):
         raise SystemExit(f"sanity check failed: {msg}")
 
 
-def get(port, path, headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+def get(port, path, headers=None, tls=False):
+    if tls:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # the bench's own self-signed certificate
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=ctx)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request("GET", path, headers=headers or {})
     res = conn.getresponse()
     body = res.read()
@@ -651,7 +686,11 @@ def sanity(env):
     st, b = get(env["ports"]["c"], "/echo", cookie)
     check(st == 200 and b == b"bench|bench@example.com|a,b",
           f"usher did not inject the three session headers: {st} {b!r}")
-    log("sanity: all four configurations answer; usher refuses without a session and injects 3 headers")
+    for cfg in ("bt", "ct"):
+        st, b = get(env["ports"][cfg], "/data/100B", cookie if cfg == "ct" else None, tls=True)
+        check(st == 200 and len(b) == 100, f"({cfg}) over TLS /data/100B: {st}, {len(b)} bytes")
+    log("sanity: all four configurations answer, and both servers over TLS; usher refuses without a "
+        "session and injects 3 headers")
 
 
 def render(path, criterion_target):
@@ -673,6 +712,7 @@ def main():
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     ap.add_argument("--connections", type=int, default=64, help="wrk connections")
     ap.add_argument("--idle", type=int, default=5000, help="idle keep-alive clients (0: skip)")
+    ap.add_argument("--idle-tls", type=int, default=2000, help="idle keep-alive TLS clients (0: skip)")
     ap.add_argument("--idle-recheck", type=int, default=12,
                     help="seconds after which to count idle connections the server still keeps (0: skip)")
     ap.add_argument("--quiet", type=float, default=1.0, help="seconds of quiet sampling before each run")
@@ -693,7 +733,7 @@ def main():
         ap.error("--usher and --out are required")
     if args.smoke:
         args.rounds, args.duration, args.quiet = 1, 1, 0.0
-        args.idle, args.idle_recheck = min(args.idle, 200), 0
+        args.idle, args.idle_tls, args.idle_recheck = min(args.idle, 200), min(args.idle_tls, 50), 0
 
     work = Path(tempfile.mkdtemp(prefix="usher-bench-"))
     os.chmod(work, 0o755)
@@ -756,12 +796,13 @@ def main():
             kept = list(range(1, rnd + 1))
 
         idle = []
-        if args.idle:
-            for cfg in ("b", "c"):
-                restart(env, cfg)
-                log(f"idle: {args.idle} keep-alive clients on a fresh ({cfg})")
-                idle.append(idle_memory(env, cfg, args.idle, args.idle_recheck, 0.2 if args.smoke else 1.0))
-                log(f"idle ({cfg}): {idle[-1]}")
+        idle_runs = [(cfg, args.idle) for cfg in ("b", "c") if args.idle]
+        idle_runs += [(cfg, args.idle_tls) for cfg in ("bt", "ct") if args.idle_tls]
+        for cfg, n in idle_runs:
+            restart(env, cfg)
+            log(f"idle: {n} keep-alive clients on a fresh ({cfg}) {IDLE_LABELS[cfg]}")
+            idle.append(idle_memory(env, cfg, n, args.idle_recheck, 0.2 if args.smoke else 1.0))
+            log(f"idle ({cfg}): {idle[-1]}")
 
         def version(cmd):
             p = subprocess.run(cmd, capture_output=True, text=True)

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Open N keep-alive client connections, one request each, then hold them idle.
 
-Usage: idle_clients.py HOST PORT PATH N [HEADER ...]
+Usage: idle_clients.py [--tls] HOST PORT PATH N [HEADER ...]
+
+--tls: connect with TLS (ALPN http/1.1), trusting any certificate: the
+bench's servers use a self-signed one made for the run.
 
 Each connection sends one HTTP/1.1 GET (with the extra headers, e.g.
 "Cookie: usher_session=..."), reads the whole response (Content-Length
@@ -15,14 +18,23 @@ Python 3.11 standard library only.
 
 import asyncio
 import resource
+import ssl
 import sys
 
 CONNECT_CONCURRENCY = 100  # stay well under the listen backlogs
 
 
-async def one(host, port, request, sem, conns):
+def tls_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+async def one(host, port, request, sem, conns, tls):
     async with sem:
-        reader, writer = await asyncio.open_connection(host, port)
+        reader, writer = await asyncio.open_connection(host, port, ssl=tls)
         writer.write(request)
         await writer.drain()
         head = await reader.readuntil(b"\r\n\r\n")
@@ -47,8 +59,12 @@ async def one(host, port, request, sem, conns):
 
 
 async def main():
-    host, port, path, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-    extra = "".join(f"{h}\r\n" for h in sys.argv[5:])
+    args = sys.argv[1:]
+    tls = None
+    if args and args[0] == "--tls":
+        tls, args = tls_context(), args[1:]
+    host, port, path, n = args[0], int(args[1]), args[2], int(args[3])
+    extra = "".join(f"{h}\r\n" for h in args[4:])
     request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}\r\n".encode()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = n + 256
@@ -56,7 +72,7 @@ async def main():
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(want, soft), max(want, hard)))
     sem = asyncio.Semaphore(CONNECT_CONCURRENCY)
     conns = []
-    tasks = [asyncio.create_task(one(host, port, request, sem, conns)) for _ in range(n)]
+    tasks = [asyncio.create_task(one(host, port, request, sem, conns, tls)) for _ in range(n)]
     # Wait until every task has either finished its request (and is now
     # waiting idle) or failed.
     failed = 0

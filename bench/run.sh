@@ -10,7 +10,8 @@
 # Any other option goes to bench/bench.py (--rounds N, --duration S,
 # --connections N, --idle N, --max-foreign CORES, --out DIR, --keep-work).
 # USHER_BIN=path skips the cargo build and uses that binary.
-# Installs nginx and wrk from Debian when missing (needs root or sudo).
+# Installs nginx, wrk and openssl (a test certificate) from Debian when
+# missing (needs root or sudo).
 # See docs/PERFORMANCE.md.
 set -euo pipefail
 
@@ -36,6 +37,7 @@ log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 need=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v taskset >/dev/null 2>&1 || need+=(util-linux)
 if [ "${#need[@]}" -gt 0 ]; then
   sudo=()
