@@ -8,11 +8,12 @@
 //! arrive and taken apart again (`poll_without_shutdown` + `into_parts`) as
 //! soon as the exchange has settled (see [`Exchanges::settled`]). Between
 //! requests the connection is only its socket (and rustls's state, on TLS)
-//! and this task: about 1 KiB of memory in all for a plain connection
-//! (docs/PERFORMANCE.md) instead of some 21 KB with hyper's buffers kept.
-//! The idle wait has its own
-//! limit, `server.idle_timeout`, and `server.header_read_timeout` counts
-//! from the first byte of each request.
+//! and this task: about 1 KiB of memory in all for a plain connection and
+//! 9 KB for a TLS one (docs/PERFORMANCE.md), instead of some 21 KB or
+//! 34 KB with hyper's buffers kept. The idle wait has its own limit,
+//! `server.idle_timeout`, and `server.header_read_timeout` counts from the
+//! first byte of each request (and bounds the handshake plus the first
+//! request head of a new connection).
 //!
 //! hyper takes the connection apart only when it is idle (`graceful_shutdown`
 //! on an idle connection closes it without writing a byte); when it is not,
