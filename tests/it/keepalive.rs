@@ -72,7 +72,8 @@ pub async fn read_responses<S: AsyncRead + Unpin>(stream: &mut S, n: usize) -> V
     bodies
 }
 
-/// Timeouts short enough to test: hyper's header limit below usher's idle one.
+/// Timeouts short enough to test: hyper's header limit below usher's idle
+/// one. Ends inside the `[server]` table, so more of its keys may follow.
 pub const SHORT_TIMEOUTS: &str = "[server]\nheader_read_timeout = \"1s\"\nidle_timeout = \"3s\"\n";
 
 /// The echo upstream, usher in front of it with `extra` config, and one
@@ -93,6 +94,16 @@ pub async fn read_until_closed<S: AsyncRead + Unpin>(stream: &mut S, limit: Dura
         .expect("server closed the connection in time")
         .expect("read");
     all
+}
+
+/// Waits (at most 10 s) for the server to close `stream`, writing nothing
+/// on it, and no sooner than `at_least` from now.
+pub async fn closed_once_idle_for<S: AsyncRead + Unpin>(stream: &mut S, at_least: Duration) {
+    let idle_from = Instant::now();
+    let rest = read_until_closed(stream, Duration::from_secs(10)).await;
+    assert!(rest.is_empty(), "nothing is written to an idle connection");
+    let idle = idle_from.elapsed();
+    assert!(idle >= at_least, "closed after only {idle:?}");
 }
 
 #[tokio::test]
@@ -279,11 +290,7 @@ async fn idle_limit_is_idle_timeout_not_header_timeout() {
         .await
         .expect("write");
     assert!(read_responses(&mut stream, 1).await[0].contains("/b"));
-    let idle_from = Instant::now();
-    let rest = read_until_closed(&mut stream, Duration::from_secs(10)).await;
-    assert!(rest.is_empty(), "nothing is written to an idle connection");
-    let idle = idle_from.elapsed();
-    assert!(idle >= Duration::from_millis(2500), "closed after only {idle:?}");
+    closed_once_idle_for(&mut stream, Duration::from_millis(2500)).await;
     proxy.stop().await;
 }
 

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -18,9 +18,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::client::TlsStream;
 
-use crate::keepalive::{SHORT_TIMEOUTS, read_responses, read_until_closed};
-use crate::support::{Seen, spawn_echo_upstream, spawn_proxy};
-use crate::websocket::{echo_round_trips, spawn_ws_echo_upstream};
+use crate::keepalive::{SHORT_TIMEOUTS, closed_once_idle_for, read_responses};
+use crate::support::{Proxy, Seen, Upstream, spawn_echo_upstream, spawn_proxy};
+use crate::websocket::{echo_through, spawn_ws_echo_upstream};
 
 /// A CA and a `localhost` / `127.0.0.1` certificate it signed, as PEM files.
 pub struct Pki {
@@ -237,16 +237,24 @@ async fn tls_connect(pki: &Pki, addr: SocketAddr) -> TlsStream<TcpStream> {
         .expect("TLS handshake")
 }
 
+/// The echo upstream, usher in front of it terminating TLS with a fresh
+/// certificate, and one raw TLS connection to usher. `server` is config
+/// that ends inside the `[server]` table, where the TLS keys go.
+async fn tls_connected(tag: &str, server: &str) -> (Upstream, Proxy, TlsStream<TcpStream>) {
+    let pki = Pki::new(tag);
+    let up = spawn_echo_upstream().await;
+    let proxy = spawn_proxy(up.addr, &format!("{server}{}", tls_keys(&pki))).await;
+    let tls = tls_connect(&pki, proxy.addr).await;
+    (up, proxy, tls)
+}
+
 /// HTTP/1.1 over TLS keeps alive the way plain HTTP/1.1 does: between
 /// requests the connection waits `server.idle_timeout`, not hyper's
 /// `header_read_timeout`, also after a request body (by length or
 /// chunked); once idle for longer it is closed with `close_notify`.
 #[tokio::test]
 async fn tls_keep_alive_waits_idle_timeout_between_requests() {
-    let pki = Pki::new("keepalive");
-    let up = spawn_echo_upstream().await;
-    let proxy = spawn_proxy(up.addr, &format!("{SHORT_TIMEOUTS}{}", tls_keys(&pki))).await;
-    let mut tls = tls_connect(&pki, proxy.addr).await;
+    let (up, proxy, mut tls) = tls_connected("keepalive", SHORT_TIMEOUTS).await;
     let requests: [(&[u8], &str); 3] = [
         (b"GET /first HTTP/1.1\r\nHost: app.test\r\n\r\n", "/first"),
         (
@@ -269,13 +277,9 @@ async fn tls_keep_alive_waits_idle_timeout_between_requests() {
         .await
         .expect("write");
     assert!(read_responses(&mut tls, 1).await[0].contains("/last"));
-    let idle_from = Instant::now();
     // A clean end of stream: rustls reports a close without `close_notify`
     // as an error.
-    let rest = read_until_closed(&mut tls, Duration::from_secs(10)).await;
-    assert!(rest.is_empty(), "nothing is written to an idle connection");
-    let idle = idle_from.elapsed();
-    assert!(idle >= Duration::from_millis(2500), "closed after only {idle:?}");
+    closed_once_idle_for(&mut tls, Duration::from_millis(2500)).await;
     assert_eq!(up.connections(), 1, "one upstream connection for every request");
     proxy.stop().await;
 }
@@ -286,10 +290,7 @@ async fn tls_keep_alive_waits_idle_timeout_between_requests() {
 /// show it.
 #[tokio::test]
 async fn pipelined_requests_over_tls_are_answered_in_order() {
-    let pki = Pki::new("pipelined");
-    let up = spawn_echo_upstream().await;
-    let proxy = spawn_proxy(up.addr, &format!("[server]\n{}", tls_keys(&pki))).await;
-    let mut tls = tls_connect(&pki, proxy.addr).await;
+    let (_up, proxy, mut tls) = tls_connected("pipelined", "[server]\n").await;
     let mut first = b"GET /first HTTP/1.1\r\nHost: app.test\r\nX-Pad: ".to_vec();
     let pad = 8192 - first.len() - 4;
     first.extend(std::iter::repeat_n(b'p', pad));
@@ -320,11 +321,6 @@ async fn websocket_over_tls() {
     let proxy = spawn_proxy(addr, &format!("[server]\n{}", tls_keys(&pki))).await;
     let tls = tls_connect(&pki, proxy.addr).await;
     let url = format!("wss://localhost:{}/socket", proxy.addr.port());
-    let (ws, res) = tokio_tungstenite::client_async(url, tls)
-        .await
-        .expect("websocket through proxy");
-    assert_eq!(res.status(), 101);
-    echo_round_trips(ws).await;
-    upstream.await.expect("upstream task");
+    echo_through(tokio_tungstenite::client_async(url, tls), upstream).await;
     proxy.stop().await;
 }

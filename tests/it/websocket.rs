@@ -1,6 +1,7 @@
 //! A WebSocket through the proxy: the Upgrade is tunnelled and messages
 //! flow both ways.
 
+use std::future::Future;
 use std::net::SocketAddr;
 
 use futures_util::{SinkExt, StreamExt};
@@ -8,7 +9,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::client::Response;
 
 use crate::support::spawn_proxy;
 
@@ -31,12 +34,16 @@ pub async fn spawn_ws_echo_upstream() -> (SocketAddr, JoinHandle<()>) {
     (addr, upstream)
 }
 
-/// Text and a 100 KB binary message round-trip through `ws`, which is
-/// then closed.
-pub async fn echo_round_trips<S>(mut ws: WebSocketStream<S>)
+/// Completes `handshake` (a client's, through the proxy, to the upstream
+/// of [`spawn_ws_echo_upstream`]), round-trips text and a 100 KB binary
+/// message, closes, and waits for the upstream to see the close.
+pub async fn echo_through<S, H>(handshake: H, upstream: JoinHandle<()>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
+    H: Future<Output = Result<(WebSocketStream<S>, Response), WsError>>,
 {
+    let (mut ws, res) = handshake.await.expect("websocket through proxy");
+    assert_eq!(res.status(), 101);
     for i in 0..5 {
         let text = format!("hello {i}");
         ws.send(Message::text(text.clone())).await.expect("send");
@@ -47,18 +54,18 @@ where
     let back = ws.next().await.expect("reply").expect("frame");
     assert_eq!(back.into_data().len(), 100_000);
     ws.close(None).await.expect("close");
+    upstream.await.expect("upstream task");
 }
 
 #[tokio::test]
 async fn websocket_echo_through_the_proxy() {
     let (addr, upstream) = spawn_ws_echo_upstream().await;
     let proxy = spawn_proxy(addr, "").await;
-    let (ws, res) = tokio_tungstenite::connect_async(format!("ws://{}/socket", proxy.addr))
-        .await
-        .expect("websocket through proxy");
-    assert_eq!(res.status(), 101);
-    echo_round_trips(ws).await;
-    upstream.await.expect("upstream task");
+    echo_through(
+        tokio_tungstenite::connect_async(format!("ws://{}/socket", proxy.addr)),
+        upstream,
+    )
+    .await;
     proxy.stop().await;
 }
 
