@@ -7,7 +7,7 @@
 //! peer is a trusted proxy; otherwise usher removes them and writes its own.
 //! Nothing here knows about sessions or cookies.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -42,6 +42,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
         for token in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
             if token.eq_ignore_ascii_case("upgrade") {
                 upgrade_requested = true;
+            } else if is_hop_by_hop(token) {
+                // Removed anyway (`keep-alive`, the usual token): no name
+                // to build.
             } else if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
                 named.push(name);
             }
@@ -65,6 +68,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
 pub fn restore_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
     headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     headers.insert(header::UPGRADE, protocol);
+}
+
+fn is_hop_by_hop(token: &str) -> bool {
+    HOP_BY_HOP.iter().any(|name| token.eq_ignore_ascii_case(name.as_str()))
 }
 
 fn is_trailers(v: &HeaderValue) -> bool {
@@ -93,12 +100,13 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: Peer, host: Option<HeaderVal
         None
     };
     let ip = peer.ip.to_canonical();
-    let xff = match chain {
-        Some(prior) => format!("{prior}, {ip}"),
-        None => ip.to_string(),
+    let xff = match (chain, ip) {
+        (Some(prior), _) => HeaderValue::from_maybe_shared(bytes::Bytes::from(format!("{prior}, {ip}"))),
+        // The common case, once per request: no `fmt`, one exact allocation.
+        (None, IpAddr::V4(v4)) => HeaderValue::from_bytes(ipv4_text(v4).as_slice()),
+        (None, IpAddr::V6(_)) => HeaderValue::from_maybe_shared(bytes::Bytes::from(ip.to_string())),
     };
-    // Handed over, not copied: the value is checked and kept as it is.
-    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(xff)) {
+    if let Ok(v) = xff {
         headers.insert(X_FORWARDED_FOR, v);
     }
     if !headers.contains_key(X_FORWARDED_PROTO) {
@@ -106,6 +114,44 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: Peer, host: Option<HeaderVal
     }
     if let Some(host) = host.filter(|_| !headers.contains_key(X_FORWARDED_HOST)) {
         headers.insert(X_FORWARDED_HOST, host);
+    }
+}
+
+/// Dotted-decimal text of `ip`, as `Display` writes it (no leading zeros).
+fn ipv4_text(ip: Ipv4Addr) -> ArrayText {
+    let mut text = ArrayText::default();
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push(b'.');
+        }
+        if octet >= 100 {
+            text.push(b'0' + octet / 100);
+        }
+        if octet >= 10 {
+            text.push(b'0' + octet / 10 % 10);
+        }
+        text.push(b'0' + octet % 10);
+    }
+    text
+}
+
+/// Room for the longest IPv4 text, `255.255.255.255`.
+#[derive(Default)]
+struct ArrayText {
+    bytes: [u8; 15],
+    len: usize,
+}
+
+impl ArrayText {
+    fn push(&mut self, byte: u8) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = byte;
+            self.len += 1;
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 

@@ -116,3 +116,28 @@ fn mapped_ipv6_peer_is_written_as_ipv4() {
     assert_eq!(h[X_FORWARDED_FOR], "10.1.2.3");
     assert!(!h.contains_key(X_FORWARDED_HOST));
 }
+
+#[test]
+fn ipv4_text_matches_display_for_every_octet_width() {
+    for octet in 0..=255u8 {
+        for ip in [
+            Ipv4Addr::new(octet, 0, 255, 9),
+            Ipv4Addr::new(10, octet, octet, 100),
+            Ipv4Addr::new(255, 255, 1, octet),
+        ] {
+            assert_eq!(ipv4_text(ip).as_slice(), ip.to_string().as_bytes());
+        }
+    }
+}
+
+#[test]
+fn connection_naming_a_hop_by_hop_header_still_strips_custom_names() {
+    let mut h = map(&[
+        ("connection", "Keep-Alive, X-Private, TE"),
+        ("keep-alive", "timeout=5"),
+        ("x-private", "1"),
+        ("x-kept", "1"),
+    ]);
+    strip_hop_by_hop(&mut h);
+    assert_eq!(names(&h), ["x-kept"]);
+}
