@@ -175,6 +175,28 @@ impl Policy {
         path: &str,
         who: Option<&Identity<'_>>,
     ) -> (Decision, Option<usize>) {
+        self.decide_for(Some(method), path, who)
+    }
+
+    /// Decide a request whose method is not known (a forward-auth check
+    /// without `X-Forwarded-Method`): the strictest decision over every
+    /// method, that is over each method some rule lists and over a method
+    /// no rule lists. Without method-specific rules this is the one
+    /// decision every method gets. Allocation-free.
+    pub fn decide_any_method(&self, path: &str, who: Option<&Identity<'_>>) -> Decision {
+        let listed = self.rules.iter().filter_map(|rule| rule.methods.as_deref()).flatten();
+        let mut strictest = self.decide_for(None, path, who).0;
+        for method in listed {
+            let decision = self.decide_for(Some(method), path, who).0;
+            if decision.severity() > strictest.severity() {
+                strictest = decision;
+            }
+        }
+        strictest
+    }
+
+    /// `method`: `None` stands for a method no rule lists.
+    fn decide_for(&self, method: Option<&Method>, path: &str, who: Option<&Identity<'_>>) -> (Decision, Option<usize>) {
         if !path.starts_with('/') {
             return (Decision::Forbidden, None);
         }
@@ -194,7 +216,7 @@ impl Policy {
     fn decide_as(
         &self,
         reading: Reading,
-        method: &Method,
+        method: Option<&Method>,
         path: &str,
         who: Option<&Identity<'_>>,
     ) -> (Decision, Option<usize>) {
@@ -208,13 +230,21 @@ impl Policy {
 }
 
 impl Rule {
-    fn applies(&self, method: &Method, path: &str, reading: Reading, case_insensitive: bool) -> bool {
+    fn applies(&self, method: Option<&Method>, path: &str, reading: Reading, case_insensitive: bool) -> bool {
         self.covers(method) && self.pattern.matches_as(path, reading, case_insensitive)
     }
 
-    fn covers(&self, method: &Method) -> bool {
+    /// `method`: `None` stands for a method no rule lists, which only the
+    /// rules that list no methods cover.
+    fn covers(&self, method: Option<&Method>) -> bool {
+        let Some(methods) = &self.methods else {
+            return true;
+        };
+        let Some(method) = method else {
+            return false;
+        };
         let listed = |m: &Method| m == method || (*method == Method::HEAD && *m == Method::GET);
-        self.methods.as_ref().is_none_or(|methods| methods.iter().any(listed))
+        methods.iter().any(listed)
     }
 }
 

@@ -35,16 +35,20 @@ fn restricted(path: &str, groups: &[&str], users: &[&str]) -> Rule {
     rule
 }
 
-#[track_caller]
-fn check(policy: &Policy, method: Method, path: &str, who: Who, expected: (Decision, Option<usize>)) {
-    let got = match who {
-        Who::Out => policy.decide_with_rule(&method, path, None),
+/// Run `f` with `who`'s identity.
+fn as_who<T>(who: Who, f: impl FnOnce(Option<&Identity<'_>>) -> T) -> T {
+    match who {
+        Who::Out => f(None),
         Who::In(user, groups) => {
             let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
-            let id = Identity::with_groups(user, &groups);
-            policy.decide_with_rule(&method, path, Some(&id))
+            f(Some(&Identity::with_groups(user, &groups)))
         }
-    };
+    }
+}
+
+#[track_caller]
+fn check(policy: &Policy, method: Method, path: &str, who: Who, expected: (Decision, Option<usize>)) {
+    let got = as_who(who, |id| policy.decide_with_rule(&method, path, id));
     assert_eq!(got, expected, "{method} {path:?} as {who:?}");
 }
 
@@ -70,6 +74,56 @@ fn methods_filter_rules_and_get_covers_head() {
     check(&policy, Method::HEAD, "/hd", OUT, (Yes, Some(2)));
     check(&policy, Method::GET, "/hd", OUT, (Forbidden, None));
     check(&policy, Method::GET, "/none", OUT, (Forbidden, None));
+}
+
+/// `decide_any_method` with `who`: the caller, as in `check`.
+#[track_caller]
+fn check_any(policy: &Policy, path: &str, who: Who, expected: Decision) {
+    let got = as_who(who, |id| policy.decide_any_method(path, id));
+    assert_eq!(got, expected, "any method {path:?} as {who:?}");
+}
+
+#[test]
+fn an_unknown_method_gets_the_strictest_decision_of_any_method() {
+    let policy = Policy::new(
+        vec![
+            methods(rule("/api/**", Allow::Anyone), &[Method::GET]),
+            methods(restricted("/api/**", &["admin"], &[]), &[Method::POST]),
+            methods(rule("/hd", Allow::Nobody), &[Method::HEAD]),
+            methods(rule("/put", Allow::Anyone), &[Method::PUT]),
+            rule("/open/**", Allow::Anyone),
+        ],
+        Allow::Authenticated,
+        false,
+    );
+    // GET alone would let anyone through; POST needs an admin.
+    check_any(&policy, "/api/x", OUT, NeedLogin);
+    check_any(&policy, "/api/x", BOB, Forbidden);
+    check_any(&policy, "/api/x", ALICE, Yes);
+    // HEAD is listed: its rule counts even though GET would pass.
+    check_any(&policy, "/hd", ALICE, Forbidden);
+    // A rule for one method only: every other method falls to the default.
+    check_any(&policy, "/put", OUT, NeedLogin);
+    check_any(&policy, "/put", CAROL, Yes);
+    // Rules without methods decide alike for every method.
+    check_any(&policy, "/open/x", OUT, Yes);
+
+    // Without method-specific rules, every method gets GET's decision.
+    let plain = Policy::new(
+        vec![rule("/admin/**", Allow::Nobody), restricted("/dev/**", &["dev"], &[])],
+        Allow::Anyone,
+        false,
+    );
+    for (path, who) in [
+        ("/admin/a", OUT),
+        ("/dev/x", OUT),
+        ("/dev/x", BOB),
+        ("/dev/x", CAROL),
+        ("/x", OUT),
+    ] {
+        let get = as_who(who, |id| plain.decide(&Method::GET, path, id));
+        check_any(&plain, path, who, get);
+    }
 }
 
 #[test]
@@ -307,13 +361,7 @@ const BYPASS: &[(&str, [Decision; 3], [Decision; 3])] = &[
 fn check_bypass(policy: &Policy, path: &str, expected: [Decision; 3]) {
     for (who, want) in [OUT, BOB, ALICE].into_iter().zip(expected) {
         for method in [Method::GET, Method::HEAD, Method::POST] {
-            let got = match who {
-                Who::Out => policy.decide(&method, path, None),
-                Who::In(user, groups) => {
-                    let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
-                    policy.decide(&method, path, Some(&Identity::with_groups(user, &groups)))
-                }
-            };
+            let got = as_who(who, |id| policy.decide(&method, path, id));
             assert_eq!(got, want, "{method} {path:?} as {who:?}");
         }
     }

@@ -5,11 +5,16 @@
 //! `-Proto`, `-Host` and `-Uri` (or nginx's `X-Original-URL`), believed
 //! only from `server.trusted_proxies`; from anyone else the check fails
 //! closed. The described URI is normalised exactly like a proxied request,
-//! then the same session, cross-site guard and access rules decide. Allowed:
+//! then the same session, cross-site guard and access rules decide. Without
+//! `X-Forwarded-Method` the method is unknown and judged as strictly as any
+//! method could be: unsafe for the guard, and the strictest decision the
+//! rules give any method ([`crate::access::Policy::decide_any_method`]). Allowed:
 //! 200 with every `[session.forward]` header (empty when the field is
 //! absent). Otherwise 401, or with `?redirect=1` a 302 to sign in; 403 when
 //! signed in but not allowed; 400 for a target that cannot be parsed. Never
 //! 2xx on a problem.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
@@ -25,7 +30,9 @@ use crate::{auth, guard, respond};
 
 /// The original request, as the front proxy describes it.
 struct Described {
-    method: Method,
+    /// `None`: the front proxy did not say (nginx sends no
+    /// `X-Forwarded-Method` unless configured to).
+    method: Option<Method>,
     target: PathAndQuery,
     /// `proto://host` when both are known, for an absolute `rd`.
     origin: Option<String>,
@@ -75,15 +82,25 @@ impl Service {
     }
 
     fn forward_decision(&self, headers: &HeaderMap, d: &Described, found: &Found, redirect: bool) -> Response<Body> {
+        // An unknown method is judged as the strictest one could be: unsafe
+        // for the cross-site guard, and the strictest access decision.
         let cross_site = self.config.session.cross_site_guard
             && found.present()
-            && guard::is_unsafe(&d.method)
+            && d.method.as_ref().is_none_or(guard::is_unsafe)
             && guard::is_cross_site(headers, d.host.as_deref());
         if cross_site {
             return decide::cross_site(false);
         }
         let who = found.session.as_ref().and_then(decide::identity);
-        match self.config.access.decide(&d.method, d.target.path(), who.as_ref()) {
+        let (access, path) = (&self.config.access, d.target.path());
+        let decision = match &d.method {
+            Some(method) => access.decide(method, path, who.as_ref()),
+            None => {
+                warn_no_method();
+                access.decide_any_method(path, who.as_ref())
+            }
+        };
+        match decision {
             Decision::Allow => {
                 let mut res = Response::new(body::empty());
                 res.headers_mut()
@@ -117,6 +134,19 @@ impl Service {
     }
 }
 
+/// Say once per process that checks arrive without `X-Forwarded-Method`,
+/// and what that costs: a warning per check would flood the log.
+fn warn_no_method() {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        warn!(
+            "forward-auth checks arrive without X-Forwarded-Method: each is decided for the strictest method \
+             (cross-site guard as for POST, the strictest access rule); have the front proxy send it \
+             (nginx: proxy_set_header X-Forwarded-Method $request_method)"
+        );
+    }
+}
+
 /// Read the described request from the front proxy's headers.
 fn describe(headers: &HeaderMap) -> Result<Described, RequestError> {
     // Two values of one of these headers is ambiguous: refuse rather than pick.
@@ -138,8 +168,8 @@ fn describe(headers: &HeaderMap) -> Result<Described, RequestError> {
     }
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     let method = match text("x-forwarded-method") {
-        None => Method::GET,
-        Some(m) => Method::from_bytes(m.as_bytes()).map_err(|_| RequestError::BadForwardedRequest)?,
+        None => None,
+        Some(m) => Some(Method::from_bytes(m.as_bytes()).map_err(|_| RequestError::BadForwardedRequest)?),
     };
     let (uri, url_host, url_proto): (Uri, Option<String>, Option<String>) =
         if let Some(u) = text("x-forwarded-uri").or_else(|| text("x-original-uri")) {

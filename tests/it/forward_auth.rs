@@ -172,3 +172,44 @@ async fn a_target_named_twice_is_refused() {
     assert_eq!(res.status(), 400);
     proxy.stop().await;
 }
+
+/// Regression: a check without `X-Forwarded-Method` (nginx sends none
+/// unless told to) was decided as a GET, so a POST-only rule could be
+/// skipped and the cross-site guard never ran. An unknown method now gets
+/// the strictest decision any method would.
+#[tokio::test]
+async fn a_check_without_a_method_is_decided_for_the_strictest_method() {
+    let rules = "[[access.rules]]\npath = \"/api/**\"\nmethods = [\"GET\"]\nallow = \"anyone\"\n\
+                 [[access.rules]]\npath = \"/api/**\"\nmethods = [\"POST\"]\ngroups = [\"admin\"]\n";
+    let (proxy, _up) = proxy(rules).await;
+    let c = jar();
+    let unknown = |c: &reqwest::Client, uri: &str| {
+        c.get(proxy.url("/.usher/auth"))
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "app.example.com")
+            .header("x-forwarded-uri", uri)
+    };
+    let status = |res: reqwest::Response| res.status().as_u16();
+    assert_eq!(status(check(&c, &proxy, "/api/x").send().await.expect("send")), 200);
+    assert_eq!(status(unknown(&c, "/api/x").send().await.expect("send")), 401);
+
+    assert_eq!(sign_in_at(&c, &proxy.url(""), "alice", "pw", "/").await.status(), 303);
+    assert_eq!(status(check(&c, &proxy, "/api/x").send().await.expect("send")), 200);
+    let post = unknown(&c, "/api/x").header("x-forwarded-method", "POST");
+    assert_eq!(status(post.send().await.expect("send")), 403, "POST needs admin");
+    assert_eq!(status(unknown(&c, "/api/x").send().await.expect("send")), 403);
+    // Rules that name no method decide as before.
+    assert_eq!(status(unknown(&c, "/private").send().await.expect("send")), 200);
+
+    // The cross-site guard takes an unknown method as unsafe.
+    let cross = |req: reqwest::RequestBuilder| req.header("sec-fetch-site", "cross-site");
+    assert_eq!(
+        status(cross(check(&c, &proxy, "/private")).send().await.expect("send")),
+        200
+    );
+    let res = cross(unknown(&c, "/private")).send().await.expect("send");
+    assert_eq!(res.status(), 403);
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(body["error"], "cross_site_request");
+    proxy.stop().await;
+}
