@@ -54,6 +54,10 @@ COOKIE_NAME = "usher_session"
 # roughly in proportion; 0.10 core keeps that under about a tenth of a core,
 # above the round-to-round spread of a quiet machine (a few per cent).
 DEFAULT_MAX_FOREIGN = 0.10
+# CPU time the hypervisor gave to other guests while ours wanted it, in
+# cores. It slows both proxies, but not evenly, since runs are sequential;
+# the same bound as for foreign CPU.
+DEFAULT_MAX_STEAL = 0.10
 
 
 def log(msg):
@@ -307,23 +311,24 @@ def quiet_busy(seconds):
     return (b1 - b0) / CLK_TCK / dt, (s1 - s0) / CLK_TCK / dt
 
 
-def wait_quiet(quiet, threshold, max_wait):
-    """Sample the background load; while it is above threshold, wait (at most max_wait s)."""
+def wait_quiet(quiet, threshold, max_steal, max_wait):
+    """Sample the background load and steal; while either is above its bound, wait (at most max_wait s)."""
     start = time.monotonic()
     while True:
         busy, steal = quiet_busy(quiet)
-        if busy <= threshold or time.monotonic() - start >= max_wait:
+        if (busy <= threshold and steal <= max_steal) or time.monotonic() - start >= max_wait:
             return busy, steal, time.monotonic() - start - quiet
 
 
-def one_run(env, cfg, body, duration, quiet=0.0, threshold=DEFAULT_MAX_FOREIGN, max_wait=0.0):
+def one_run(env, cfg, body, duration, quiet=0.0, threshold=DEFAULT_MAX_FOREIGN, max_wait=0.0,
+            max_steal=DEFAULT_MAX_STEAL):
     group = env["proxy"][cfg]
     backend = env["backend"]
     port = env["ports"][cfg]
     path = ("/public/" if cfg == "d" else "/data/") + body
     headers = [env["cookie_header"]] if cfg == "c" else []
     pre_load = loadavg()
-    q_busy, q_steal, waited = wait_quiet(quiet, threshold, max_wait) if quiet else (None, None, 0.0)
+    q_busy, q_steal, waited = wait_quiet(quiet, threshold, max_steal, max_wait) if quiet else (None, None, 0.0)
     pre_load = loadavg() if waited > 0.5 else pre_load
     groups = [backend] + ([group] if group is not backend else [])
     t0 = {g.name: g.ticks() for g in groups}
@@ -495,9 +500,13 @@ def markdown(result):
         f"{m['nginx']}, {m['wrk']}, usher `{m['usher_bin']}` ({m['usher_build']}).",
         f"Mode: {m['mode']}; {m['rounds']} rounds × {m['duration_s']} s per run, wrk -t1 -c{m['connections']}; "
         f"servers on cpu{SERVER_CPU}, wrk on cpu{CLIENT_CPU}; usher with RUST_LOG=warn.",
-        f"Kept rounds: {len(m['kept_rounds'])} of {m['rounds']} "
-        f"(discarded: {', '.join(f'round {d}' for d in m['discarded_rounds']) or 'none'}; rule: background CPU > {m['max_foreign_cores']} core "
-        f"during a run or in the quiet second before it; before each run the harness waits up to "
+        (f"Kept rounds: none was quiet, so all {m['rounds']} are reported "
+         if set(m['kept_rounds']) & set(m['discarded_rounds'])
+         else f"Kept rounds: {len(m['kept_rounds'])} of {m['rounds']} ")
+        + f"(discarded: {', '.join(f'round {d}' for d in m['discarded_rounds']) or 'none'}; rule: background CPU > "
+        f"{m['max_foreign_cores']} core"
+        + (f" or CPU steal > {m['max_steal_cores']} core" if "max_steal_cores" in m else "")
+        + " during a run or in the quiet second before it; before each run the harness waits up to "
         f"{m['max_wait_s']:.0f} s for the machine to go quiet).",
         "",
         "Medians over kept rounds. *ratio* is req/s ÷ (b)'s req/s in the same round, median of the rounds "
@@ -718,6 +727,8 @@ def main():
     ap.add_argument("--quiet", type=float, default=1.0, help="seconds of quiet sampling before each run")
     ap.add_argument("--max-foreign", type=float, default=DEFAULT_MAX_FOREIGN,
                     help="cores of background CPU above which a run is noisy")
+    ap.add_argument("--max-steal", type=float, default=DEFAULT_MAX_STEAL,
+                    help="cores of CPU steal (the VM's host running others) above which a run is noisy")
     ap.add_argument("--max-wait", type=float, default=120.0,
                     help="seconds to wait for a quiet machine before each run")
     ap.add_argument("--max-rounds", type=int, default=0,
@@ -762,9 +773,15 @@ def main():
                 for cfg in CONFIGS:
                     one_run(env, cfg, body, 2, 0)
 
-        def noisy(r):
-            return r["foreign_cores"] > args.max_foreign or (
-                r["quiet_busy_cores"] is not None and r["quiet_busy_cores"] > args.max_foreign)
+        def noise(r):
+            """Why run r is noisy, or None."""
+            if r["foreign_cores"] > args.max_foreign or (
+                    r["quiet_busy_cores"] is not None and r["quiet_busy_cores"] > args.max_foreign):
+                return f"background CPU above {args.max_foreign} core"
+            if r["steal_cores"] > args.max_steal or (
+                    r["quiet_steal_cores"] is not None and r["quiet_steal_cores"] > args.max_steal):
+                return f"CPU steal above {args.max_steal} core"
+            return None
 
         runs, kept, discarded = [], [], []
         max_rounds = args.max_rounds or 2 * args.rounds
@@ -774,23 +791,26 @@ def main():
             this = []
             for body in BODIES:
                 for cfg in CONFIGS:
-                    r = one_run(env, cfg, body, args.duration, args.quiet, args.max_foreign, args.max_wait)
+                    r = one_run(env, cfg, body, args.duration, args.quiet, args.max_foreign, args.max_wait,
+                                args.max_steal)
                     r["round"] = rnd
                     this.append(r)
                     log(f"round {rnd} ({cfg}) {body}: {r['rps']:,.0f} req/s, p99 "
                         f"{r['wrk']['lat_p99_us'] / 1000:.2f} ms, proxy "
                         f"{r.get('proxy_cpu_us_per_req', 0):.1f} µs/req, backend "
                         f"{r['backend_cpu_us_per_req']:.1f} µs/req, foreign {r['foreign_cores']:.3f}, "
+                        f"steal {r['steal_cores']:.3f}, "
                         f"load {r['load_before']['1m']:.2f}, waited {r['waited_for_quiet_s']:.0f} s")
                     if r["errors"] or r["wrk"]["requests"] == 0:
                         raise SystemExit(f"({cfg}) {body}: {r['errors']} errors, {r['wrk']['requests']} requests: "
                                          f"{r['wrk']['errors']}")
             runs += this
-            if args.smoke or not any(noisy(r) for r in this):
+            reasons = sorted({why for why in map(noise, this) if why})
+            if args.smoke or not reasons:
                 kept.append(rnd)
             else:
                 discarded.append(rnd)
-                log(f"round {rnd} discarded: background load above {args.max_foreign} core")
+                log(f"round {rnd} discarded: {'; '.join(reasons)}")
         if not kept:
             log("WARNING: every round was noisy; reporting all of them")
             kept = list(range(1, rnd + 1))
@@ -821,7 +841,8 @@ def main():
                 "usher_build": "release" if "/release/" in args.usher else "debug (smoke)",
                 "mode": "smoke" if args.smoke else "full",
                 "rounds": rnd, "rounds_wanted": args.rounds, "duration_s": args.duration, "connections": args.connections,
-                "max_foreign_cores": args.max_foreign, "max_wait_s": args.max_wait,
+                "max_foreign_cores": args.max_foreign, "max_steal_cores": args.max_steal,
+                "max_wait_s": args.max_wait,
                 "kept_rounds": kept, "discarded_rounds": discarded,
                 "configs": CONFIGS,
             },

@@ -8,7 +8,8 @@
 #                           report is produced (in a temp dir); for CI
 #
 # Any other option goes to bench/bench.py (--rounds N, --duration S,
-# --connections N, --idle N, --max-foreign CORES, --out DIR, --keep-work).
+# --connections N, --idle N, --max-foreign CORES, --max-steal CORES,
+# --out DIR, --keep-work).
 # USHER_BIN=path skips the cargo build and uses that binary.
 # Installs nginx, wrk and openssl (a test certificate) from Debian when
 # missing (needs root or sudo).
@@ -26,7 +27,7 @@ for a in "$@"; do
   case "$a" in
     --smoke) smoke=1; criterion=0; args+=("$a") ;;
     --no-criterion) criterion=0 ;;
-    -h|--help) sed -n '2,15p' "$0"; exec python3 "$here/bench.py" --help ;;
+    -h|--help) sed -n '2,16p' "$0"; exec python3 "$here/bench.py" --help ;;
     *) args+=("$a") ;;
   esac
 done
