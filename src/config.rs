@@ -10,7 +10,7 @@ mod raw;
 mod validate;
 
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -188,6 +188,9 @@ pub struct Server {
     pub max_connections: usize,
     /// Largest request body accepted, in bytes; `None`: no limit.
     pub max_body_bytes: Option<u64>,
+    /// Threads that serve requests; `None`: one per CPU the process may
+    /// use. One thread means a single-threaded runtime.
+    pub worker_threads: Option<NonZeroUsize>,
 
     /// How long SIGTERM waits for in-flight requests.
     pub shutdown_timeout: Duration,

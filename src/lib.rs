@@ -117,14 +117,18 @@ pub async fn serve(
 }
 
 fn reload(live: &live::Shared, config: Config, metrics: &Arc<Metrics>) {
-    let old_listen = live.load().config().server.listen;
-    if config.server.listen != old_listen {
-        warn!(old = %old_listen, new = %config.server.listen, "server.listen changes need a restart; keeping the old address");
+    let current = live.load_full();
+    let running = &current.config().server;
+    if config.server.listen != running.listen {
+        warn!(old = %running.listen, new = %config.server.listen, "server.listen changes need a restart; keeping the old address");
+    }
+    if config.server.worker_threads != running.worker_threads {
+        warn!("server.worker_threads changes need a restart; keeping the running threads");
     }
     for w in &config.warnings {
         warn!("{w}");
     }
-    match Live::build_after(Some(&live.load()), config, Arc::clone(metrics)) {
+    match Live::build_after(Some(&current), config, Arc::clone(metrics)) {
         Ok(next) => {
             live.store(Arc::new(next));
             info!("configuration reloaded");

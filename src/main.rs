@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -182,7 +183,7 @@ fn run(path: &Path) -> ExitCode {
         warn!("{w}");
     }
     let path = path.to_path_buf();
-    block_on(async move {
+    block_on(config.server.worker_threads, async move {
         let proxy = match bind(config.server.listen, "usher listening").await {
             Ok(l) => l,
             Err(code) => return code,
@@ -229,7 +230,7 @@ async fn reload_on_sighup(path: PathBuf, reloads: tokio::sync::mpsc::Sender<Conf
 
 fn demo(listen: SocketAddr) -> ExitCode {
     init_logging(LogFormat::Human);
-    block_on(async move {
+    block_on(None, async move {
         let listener = match bind(listen, "usher listening").await {
             Ok(l) => l,
             Err(code) => return code,
@@ -246,9 +247,24 @@ fn demo(listen: SocketAddr) -> ExitCode {
     })
 }
 
-/// Run `fut` on a fresh multi-threaded runtime.
-fn block_on(fut: impl Future<Output = ExitCode>) -> ExitCode {
-    match tokio::runtime::Runtime::new() {
+/// Run `fut` on a fresh runtime with `workers` threads (`None`: one per
+/// CPU this process may use). With one, the runtime is single-threaded:
+/// the process then has one thread while it serves, which costs less CPU
+/// per request than a lone worker beside the main thread (atomics in the
+/// scheduler, and the kernel's per-call work for a shared file table).
+/// Blocking work (`spawn_blocking`) gets its own threads either way.
+fn block_on(workers: Option<NonZeroUsize>, fut: impl Future<Output = ExitCode>) -> ExitCode {
+    let threads = workers
+        .or_else(|| std::thread::available_parallelism().ok())
+        .map_or(1, NonZeroUsize::get);
+    let built = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads).enable_all().build()
+    };
+    info!(threads, "starting the async runtime");
+    match built {
         Ok(rt) => rt.block_on(fut),
         Err(e) => {
             error!(error = %e, "cannot start the async runtime");
@@ -304,7 +320,7 @@ fn healthcheck(url: &str) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    block_on(async move {
+    block_on(NonZeroUsize::new(1), async move {
         let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build_http::<http_body_util::Empty<bytes::Bytes>>();
         match tokio::time::timeout(std::time::Duration::from_secs(5), client.get(uri)).await {

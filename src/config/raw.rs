@@ -56,6 +56,7 @@ pub struct RawServer {
     pub prefix: Option<String>,
     pub max_connections: Option<i64>,
     pub max_body_bytes: Option<i64>,
+    pub worker_threads: Option<i64>,
 
     pub shutdown_timeout: Option<String>,
 }

@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use http::Uri;
@@ -168,6 +169,9 @@ fn server(raw: &RawServer, p: &mut Problems) -> Option<Server> {
     let max_body = p.check("server.max_body_bytes", raw.max_body_bytes.as_ref(), None, |n| {
         count(*n, 1, i64::MAX).map(|n| Some(n as u64))
     });
+    let workers = p.check("server.worker_threads", raw.worker_threads.as_ref(), None, |n| {
+        count(*n, 0, 1024).map(NonZeroUsize::new)
+    });
     let tls = match (&raw.tls_cert, &raw.tls_key) {
         (Some(cert), Some(key)) => Some(Some(TlsFiles {
             cert: cert.into(),
@@ -192,6 +196,7 @@ fn server(raw: &RawServer, p: &mut Problems) -> Option<Server> {
         tls: tls?,
         max_connections: max_conns?,
         max_body_bytes: max_body?,
+        worker_threads: workers?,
 
         shutdown_timeout: drain?,
     })

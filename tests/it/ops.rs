@@ -382,3 +382,50 @@ async fn sighup_keeps_sign_in_buckets_unless_the_limits_change() {
     wait_for_logged(&usher, "configuration reloaded", 2).await;
     assert_eq!(attempt().await.status(), 401, "new limits, new buckets");
 }
+
+/// Threads of a running process, from `/proc`.
+fn threads_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("proc tasks")
+        .count()
+}
+
+/// `server.worker_threads = 1` serves from a single-threaded runtime: one
+/// thread in the process while it proxies, and sign-in (Argon2 on a
+/// blocking thread) still works. A larger number gets that many workers.
+#[tokio::test]
+async fn worker_threads_choose_the_runtime() {
+    let up = spawn_echo_upstream().await;
+    let hash = usher::auth::users::hash_password("pw").expect("hash");
+    let text = |threads: usize| {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nworker_threads = {threads}\n\
+             [upstream]\nurl = \"http://{}\"\n[session]\nsecure = false\n[access]\ndefault = \"authenticated\"\n\
+             [[users]]\nname = \"alice\"\npassword_hash = \"{hash}\"\n",
+            up.addr
+        )
+    };
+
+    let single = Usher::start(&["run"], Some(&text(1)));
+    let c = jar();
+    for _ in 0..3 {
+        let res = c.get(single.url("/x")).send().await.expect("send");
+        assert_eq!(res.status(), 401);
+    }
+    assert_eq!(threads_of(single.child.id()), 1, "one thread while serving");
+    let base = single.url("");
+    assert_eq!(
+        crate::login::sign_in_at(&c, &base, "alice", "pw", "/").await.status(),
+        303
+    );
+    let res = c.get(single.url("/x")).send().await.expect("send");
+    assert_eq!(res.status(), 200, "signed in through the single-threaded runtime");
+    assert!(single.log_text().contains("threads=1"), "{}", single.log_text());
+    drop(single);
+
+    let three = Usher::start(&["run"], Some(&text(3)));
+    let res = jar().get(three.url("/x")).send().await.expect("send");
+    assert_eq!(res.status(), 401);
+    assert!(threads_of(three.child.id()) >= 4, "the main thread and three workers");
+    assert!(three.log_text().contains("threads=3"), "{}", three.log_text());
+}

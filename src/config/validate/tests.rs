@@ -36,6 +36,7 @@ fn empty_file_gives_documented_defaults() {
     assert_eq!(c.upstream.timeout, Duration::from_secs(60));
     assert_eq!(c.upstream.idle_timeout, Duration::from_secs(90));
     assert!(c.upstream.preserve_host);
+    assert_eq!(c.server.worker_threads, None, "one thread per CPU");
 }
 
 #[test]
@@ -147,7 +148,7 @@ fn tls_needs_both_files_and_limits_are_checked() {
     let c = parse("[server]\ntls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"\n").expect("paths are checked at start");
     assert_eq!(c.server.tls.expect("tls").key, std::path::PathBuf::from("/k.pem"));
     let p = problems(
-        "[server]\nmax_connections = 0\nmax_body_bytes = -1\nshutdown_timeout = \"0s\"\n[log]\nformat = \"xml\"\n[admin]\nlisten = \"nope\"\n",
+        "[server]\nmax_connections = 0\nmax_body_bytes = -1\nworker_threads = 1025\nshutdown_timeout = \"0s\"\n[log]\nformat = \"xml\"\n[admin]\nlisten = \"nope\"\n",
     );
     let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
     assert_eq!(
@@ -156,10 +157,19 @@ fn tls_needs_both_files_and_limits_are_checked() {
             "server.shutdown_timeout",
             "server.max_connections",
             "server.max_body_bytes",
+            "server.worker_threads",
             "admin.listen",
             "log.format"
         ]
     );
+    assert_eq!(
+        problems("[server]\nworker_threads = -1\n")[0].key,
+        "server.worker_threads"
+    );
+    let workers = |text: &str| parse(text).expect("valid").server.worker_threads.map(|n| n.get());
+    assert_eq!(workers("[server]\nworker_threads = 0\n"), None, "0: one per CPU");
+    assert_eq!(workers("[server]\nworker_threads = 1\n"), Some(1));
+    assert_eq!(workers("[server]\nworker_threads = 4\n"), Some(4));
     let c = parse("[admin]\n").expect("admin with defaults");
     assert_eq!(c.admin.map(|a| a.to_string()).as_deref(), Some("127.0.0.1:9090"));
     assert!(
