@@ -214,13 +214,19 @@ async fn reload_on_sighup(path: PathBuf, reloads: tokio::sync::mpsc::Sender<Conf
         };
         while hup.recv().await.is_some() {
             info!(path = %path.display(), "SIGHUP: reloading the configuration");
-            match Config::load(&path, std::env::var(SECRET_KEYS_ENV).ok()) {
-                Ok(config) => {
+            // Loading hashes a decoy password (Argon2 or bcrypt, tens to
+            // hundreds of ms): on a blocking thread, so that a
+            // single-threaded runtime keeps serving meanwhile.
+            let file = path.clone();
+            let loaded = tokio::task::spawn_blocking(move || Config::load(&file, std::env::var(SECRET_KEYS_ENV).ok()));
+            match loaded.await {
+                Ok(Ok(config)) => {
                     if reloads.send(config).await.is_err() {
                         return;
                     }
                 }
-                Err(e) => error!("reload refused, keeping the running configuration: {e}"),
+                Ok(Err(e)) => error!("reload refused, keeping the running configuration: {e}"),
+                Err(e) => error!("reload failed, keeping the running configuration: {e}"),
             }
         }
     }
