@@ -269,9 +269,11 @@ fn block_on(workers: Option<NonZeroUsize>, fut: impl Future<Output = ExitCode>) 
         let mut builder = tokio::runtime::Builder::new_multi_thread();
         builder.worker_threads(threads).enable_all().build()
     };
-    info!(threads, "starting the async runtime");
     match built {
-        Ok(rt) => rt.block_on(fut),
+        Ok(rt) => {
+            info!(threads, "async runtime started");
+            rt.block_on(fut)
+        }
         Err(e) => {
             error!(error = %e, "cannot start the async runtime");
             ExitCode::from(EXIT_RUNTIME)
