@@ -5,7 +5,12 @@
 //! Sign-in checks, in order: the brute-force limit for the client IP, the
 //! form's CSRF token, the limit for the user name, then the password (off
 //! the async executor). Every failure after the CSRF check looks the same
-//! to the client, whatever the reason.
+//! to the client, whatever the reason. Password hashes run a few at a time
+//! (`login.concurrent_hashes`, default one per CPU): each Argon2 check
+//! takes some 19 MiB and a core for tens of milliseconds, so a flood of
+//! sign-ins from many addresses waits in line instead of starting a thread
+//! and a buffer each. A sign-in that waits longer than [`HASH_WAIT`] is
+//! answered 503.
 
 pub mod csrf;
 pub mod limit;
@@ -14,13 +19,16 @@ pub mod users;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use serde_json::{Map, Value, json};
+use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::body::{self, Body};
@@ -36,12 +44,26 @@ use crate::session::cookie;
 const FORM_LIMIT: usize = 16 * 1024;
 /// The one message for every failed sign-in.
 const FAILED: &str = "Invalid username or password.";
+/// How long a sign-in waits for its turn to check a password.
+pub const HASH_WAIT: Duration = Duration::from_secs(10);
 
 /// The endpoints and the state they keep (brute-force buckets).
 pub struct Auth {
     config: Arc<Config>,
     limits: Arc<limit::Limits>,
     metrics: Arc<Metrics>,
+    /// Turns at checking a password, and how many there are.
+    hashing: (Arc<Semaphore>, usize),
+}
+
+/// How a password check ended.
+enum Checked {
+    /// The new session's payload.
+    SignedIn(Map<String, Value>),
+    /// Wrong password or unknown user.
+    Failed,
+    /// No turn to check it within [`HASH_WAIT`].
+    Busy,
 }
 
 /// What the pipeline already knows about the request.
@@ -62,10 +84,14 @@ impl Auth {
     /// Build the endpoints for `config`.
     pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Auth {
         let limits = Arc::new(limit::Limits::new(config.login.per_ip, config.login.per_user));
+        let turns = (config.login.concurrent_hashes)
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(1, NonZeroUsize::get);
         Auth {
             config,
             limits,
             metrics,
+            hashing: (Arc::new(Semaphore::new(turns)), turns),
         }
     }
 
@@ -80,6 +106,10 @@ impl Auth {
     pub fn carry_over(&mut self, previous: &Auth) {
         if previous.limits.quotas() == self.limits.quotas() {
             self.limits = Arc::clone(&previous.limits);
+        }
+        // Checks still running under the old generation hold its turns.
+        if previous.hashing.1 == self.hashing.1 {
+            self.hashing.0 = Arc::clone(&previous.hashing.0);
         }
     }
 
@@ -178,37 +208,55 @@ impl Auth {
             return self.too_many(wait, cx.html);
         }
         match self.check_password(&username, field("password")).await {
-            Some(payload) => self.signed_in(payload, &username, &rd, cx.now),
-            None => {
+            Checked::SignedIn(payload) => self.signed_in(payload, &username, &rd, cx.now),
+            Checked::Failed => {
                 self.metrics.login(LoginResult::failure);
                 info!(user = %username, "sign-in failed");
                 self.login_page(&parts.headers, rd, Some(FAILED), &username, cx)
             }
+            Checked::Busy => {
+                self.metrics.login(LoginResult::busy);
+                warn!(
+                    turns = self.hashing.1,
+                    "sign-in waited too long for a password check (login.concurrent_hashes)"
+                );
+                let msg = "Too many sign-ins at once. Please try again in a moment.";
+                let mut res = respond::error(StatusCode::SERVICE_UNAVAILABLE, "busy", msg, cx.html);
+                res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1));
+                res
+            }
         }
     }
 
-    /// Verify on a blocking thread; the new session payload on success.
-    async fn check_password(&self, username: &str, password: &str) -> Option<Map<String, Value>> {
+    /// Verify on a blocking thread, once a turn is free.
+    async fn check_password(&self, username: &str, password: &str) -> Checked {
+        let turn = Arc::clone(&self.hashing.0).acquire_owned();
+        let Ok(Ok(turn)) = tokio::time::timeout(HASH_WAIT, turn).await else {
+            return Checked::Busy;
+        };
         let config = Arc::clone(&self.config);
         let (username, password) = (username.to_string(), password.to_string());
-        let user = tokio::task::spawn_blocking(move || {
+        let checked = tokio::task::spawn_blocking(move || {
+            // The turn is given back when the check ends, even if the
+            // client has gone: a dropped request cannot free it early.
+            let _turn = turn;
             config
                 .login
                 .users
                 .verify(&username, &password)
                 .map(|u| (u.name.clone(), u.email.clone(), u.groups.clone()))
         })
-        .await
-        .ok()
-        .flatten()?;
-        let (name, email, groups) = user;
+        .await;
+        let Ok(Some((name, email, groups))) = checked else {
+            return Checked::Failed;
+        };
         let mut payload = Map::new();
         payload.insert("user".into(), Value::from(name));
         if let Some(email) = email {
             payload.insert("email".into(), Value::from(email));
         }
         payload.insert("groups".into(), Value::from(groups));
-        Some(payload)
+        Checked::SignedIn(payload)
     }
 
     /// A fresh session (never the old one: no fixation) and a 303 to `rd`.

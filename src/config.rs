@@ -98,6 +98,9 @@ pub struct Login {
     pub per_ip: NonZeroU32,
     /// Sign-in attempts a minute per user name.
     pub per_user: NonZeroU32,
+    /// Password hash checks run at once; `None`: one per CPU the process
+    /// may use. More sign-ins wait their turn.
+    pub concurrent_hashes: Option<NonZeroUsize>,
 }
 
 /// One `[session.forward]` entry.

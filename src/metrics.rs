@@ -26,6 +26,8 @@ pub enum LoginResult {
     rate_limited,
     /// The form's CSRF token was missing, stale or forged.
     bad_form,
+    /// No turn to check the password in time (`login.concurrent_hashes`).
+    busy,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -128,6 +130,7 @@ impl Metrics {
             LoginResult::failure,
             LoginResult::rate_limited,
             LoginResult::bad_form,
+            LoginResult::busy,
         ] {
             let _ = m.logins.get_or_create(&ResultLabel { result });
         }

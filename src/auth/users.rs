@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -112,6 +112,8 @@ pub struct Users {
     decoy: Hash,
     /// Password hash checks so far (real or decoy), for tests and metrics.
     checks: Arc<AtomicU64>,
+    /// Checks running now, and the most that ever ran at once.
+    running: Arc<(AtomicUsize, AtomicUsize)>,
 }
 
 /// The form of a user name used for lookup and rate limiting: trimmed and
@@ -135,6 +137,7 @@ impl Users {
             by_name,
             decoy,
             checks: Arc::default(),
+            running: Arc::default(),
         })
     }
 
@@ -142,18 +145,27 @@ impl Users {
     /// one hash check, like a wrong password.
     pub fn verify(&self, name: &str, password: &str) -> Option<&User> {
         self.checks.fetch_add(1, Ordering::Relaxed);
-        match self.by_name.get(&canonical(name)) {
+        let (now, peak) = &*self.running;
+        peak.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+        let found = match self.by_name.get(&canonical(name)) {
             Some(user) => user.hash.verify(password).then_some(user),
             None => {
                 let _ = self.decoy.verify(password);
                 None
             }
-        }
+        };
+        now.fetch_sub(1, Ordering::SeqCst);
+        found
     }
 
     /// Password hash checks made so far.
     pub fn checks(&self) -> u64 {
         self.checks.load(Ordering::Relaxed)
+    }
+
+    /// The most password hash checks that ever ran at once.
+    pub fn peak_concurrent_checks(&self) -> usize {
+        self.running.1.load(Ordering::SeqCst)
     }
 
     /// How many users there are.

@@ -126,6 +126,7 @@ pub struct RawLogin {
     pub hint: Option<String>,
     pub ip_attempts_per_minute: Option<i64>,
     pub user_attempts_per_minute: Option<i64>,
+    pub concurrent_hashes: Option<i64>,
 }
 
 /// One `[[users]]` entry.

@@ -406,3 +406,48 @@ async fn the_cross_site_guard_can_be_switched_off() {
     assert_eq!(res.expect("send").status(), 200);
     proxy.stop().await;
 }
+
+/// Regression: every sign-in started its own password check, so a flood of
+/// them (from many addresses, each under its rate limit) ran that many
+/// Argon2 hashes at once, each with its ~19 MiB, on as many threads. Checks
+/// now take turns: at most `login.concurrent_hashes` run at once, the
+/// rest wait, and all are answered.
+#[tokio::test]
+async fn password_checks_take_turns() {
+    let up = spawn_echo_upstream().await;
+    let text = format!(
+        "[upstream]\nurl = \"http://{}\"\n{}\n{}\n{RULES}\n\
+         [login]\nip_attempts_per_minute = 1000\nconcurrent_hashes = 2\n",
+        up.addr,
+        session_toml(""),
+        users()
+    );
+    let env = usher::config::Environment {
+        secret_keys: None,
+        read_file: &usher::config::read_file,
+    };
+    let config = usher::Config::from_toml_str_with(&text, &env).expect("config");
+    let users = config.login.users.clone();
+    let proxy = crate::support::spawn_proxy_config(config).await;
+    let base = proxy.url("");
+
+    let attempts = (0..16).map(|i| {
+        let base = base.clone();
+        async move {
+            let (user, password) = if i == 0 {
+                ("alice", "wonderland")
+            } else {
+                ("mallory", "guess")
+            };
+            let user = if i == 0 { user.to_string() } else { format!("{user}{i}") };
+            sign_in_at(&jar(), &base, &user, password, "/").await.status().as_u16()
+        }
+    });
+    let mut statuses = futures_util::future::join_all(attempts).await;
+    assert_eq!(statuses.remove(0), 303, "the real user signs in");
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    assert_eq!(users.checks(), 16, "every password was checked");
+    let peak = users.peak_concurrent_checks();
+    assert!((1..=2).contains(&peak), "{peak} checks ran at once");
+    proxy.stop().await;
+}

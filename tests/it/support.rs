@@ -84,6 +84,12 @@ pub async fn spawn_proxy_toml(text: &str) -> Proxy {
     };
     let config =
         usher::Config::from_toml_str_with(text, &env).unwrap_or_else(|e| panic!("test config invalid: {e}\n{text}"));
+    spawn_proxy_config(config).await
+}
+
+/// Start usher in-process from a parsed configuration (its `listen` is
+/// ignored), for tests that keep a handle on part of it (the users' counters).
+pub async fn spawn_proxy_config(config: usher::Config) -> Proxy {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
     let addr = listener.local_addr().expect("proxy addr");
     let (tx, rx) = oneshot::channel::<()>();

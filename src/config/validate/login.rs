@@ -2,7 +2,7 @@
 //! from an htpasswd file, checked for form (never echoed), and the
 //! brute-force limits.
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::Path;
 
 use super::Problems;
@@ -13,6 +13,9 @@ use crate::config::{Environment, Login};
 pub(super) fn login(raw: &RawLogin, users: &[RawUser], env: &Environment<'_>, p: &mut Problems) -> Option<Login> {
     let per_ip = attempts("login.ip_attempts_per_minute", raw.ip_attempts_per_minute, 20, p);
     let per_user = attempts("login.user_attempts_per_minute", raw.user_attempts_per_minute, 5, p);
+    let hashes = p.check("login.concurrent_hashes", raw.concurrent_hashes.as_ref(), None, |n| {
+        super::count(*n, 0, 1024).map(NonZeroUsize::new)
+    });
     let mut list = configured_users(users, p);
     if let Some(path) = &raw.htpasswd_file {
         list.extend(htpasswd_users(path, env, p));
@@ -31,6 +34,7 @@ pub(super) fn login(raw: &RawLogin, users: &[RawUser], env: &Environment<'_>, p:
         users: users?,
         per_ip: per_ip?,
         per_user: per_user?,
+        concurrent_hashes: hashes?,
     })
 }
 

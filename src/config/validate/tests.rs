@@ -340,3 +340,15 @@ fn app_formats_take_the_apps_short_key_with_a_warning() {
     .expect("flask");
     assert_eq!(c.session.cookie.name(), "sid");
 }
+
+#[test]
+fn concurrent_hashes_default_to_one_per_cpu_and_are_bounded() {
+    let hashes = |text: &str| parse(text).expect("valid").login.concurrent_hashes.map(|n| n.get());
+    assert_eq!(hashes(""), None);
+    assert_eq!(hashes("[login]\nconcurrent_hashes = 0\n"), None, "0: one per CPU");
+    assert_eq!(hashes("[login]\nconcurrent_hashes = 3\n"), Some(3));
+    for bad in ["-1", "1025"] {
+        let p = problems(&format!("[login]\nconcurrent_hashes = {bad}\n"));
+        assert_eq!(p[0].key, "login.concurrent_hashes", "{bad}");
+    }
+}
