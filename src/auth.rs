@@ -19,7 +19,6 @@ pub mod users;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,9 +83,7 @@ impl Auth {
     /// Build the endpoints for `config`.
     pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Auth {
         let limits = Arc::new(limit::Limits::new(config.login.per_ip, config.login.per_user));
-        let turns = (config.login.concurrent_hashes)
-            .or_else(|| std::thread::available_parallelism().ok())
-            .map_or(1, NonZeroUsize::get);
+        let turns = crate::per_cpu(config.login.concurrent_hashes);
         Auth {
             config,
             limits,

@@ -50,6 +50,15 @@ pub use config::Config;
 use crate::live::Live;
 use crate::metrics::Metrics;
 
+/// `configured`, or else one per CPU this process may use (its affinity
+/// and its cgroup CPU quota count): the default of `server.worker_threads`
+/// and `login.concurrent_hashes`.
+pub fn per_cpu(configured: Option<std::num::NonZeroUsize>) -> usize {
+    configured
+        .or_else(|| std::thread::available_parallelism().ok())
+        .map_or(1, std::num::NonZeroUsize::get)
+}
+
 /// The sockets usher serves, bound by the caller so tests can use port 0
 /// and `main` can report bind errors before anything starts.
 pub struct Listeners {

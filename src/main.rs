@@ -260,9 +260,7 @@ fn demo(listen: SocketAddr) -> ExitCode {
 /// scheduler, and the kernel's per-call work for a shared file table).
 /// Blocking work (`spawn_blocking`) gets its own threads either way.
 fn block_on(workers: Option<NonZeroUsize>, fut: impl Future<Output = ExitCode>) -> ExitCode {
-    let threads = workers
-        .or_else(|| std::thread::available_parallelism().ok())
-        .map_or(1, NonZeroUsize::get);
+    let threads = usher::per_cpu(workers);
     let built = if threads == 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()
     } else {

@@ -422,11 +422,7 @@ async fn password_checks_take_turns() {
         session_toml(""),
         users()
     );
-    let env = usher::config::Environment {
-        secret_keys: None,
-        read_file: &usher::config::read_file,
-    };
-    let config = usher::Config::from_toml_str_with(&text, &env).expect("config");
+    let config = crate::support::parse_config(&text);
     let users = config.login.users.clone();
     let proxy = crate::support::spawn_proxy_config(config).await;
     let base = proxy.url("");

@@ -78,13 +78,17 @@ pub fn session_toml(extra: &str) -> String {
 /// Start usher in-process from complete TOML text (its `listen` is ignored).
 /// Files it names (keys, htpasswd) are read from disk.
 pub async fn spawn_proxy_toml(text: &str) -> Proxy {
+    spawn_proxy_config(parse_config(text)).await
+}
+
+/// Parse complete TOML text as `usher run` would (files it names are read
+/// from disk); panics with the problem when it is invalid.
+pub fn parse_config(text: &str) -> usher::Config {
     let env = usher::config::Environment {
         secret_keys: None,
         read_file: &usher::config::read_file,
     };
-    let config =
-        usher::Config::from_toml_str_with(text, &env).unwrap_or_else(|e| panic!("test config invalid: {e}\n{text}"));
-    spawn_proxy_config(config).await
+    usher::Config::from_toml_str_with(text, &env).unwrap_or_else(|e| panic!("test config invalid: {e}\n{text}"))
 }
 
 /// Start usher in-process from a parsed configuration (its `listen` is
