@@ -218,9 +218,7 @@ impl Auth {
                     "sign-in waited too long for a password check (login.concurrent_hashes)"
                 );
                 let msg = "Too many sign-ins at once. Please try again in a moment.";
-                let mut res = respond::error(StatusCode::SERVICE_UNAVAILABLE, "busy", msg, cx.html);
-                res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1));
-                res
+                try_again_after(1, StatusCode::SERVICE_UNAVAILABLE, "busy", msg, cx.html)
             }
         }
     }
@@ -274,9 +272,7 @@ impl Auth {
         let secs = limit::retry_after_secs(wait);
         warn!(retry_after = secs, "sign-in rate limit reached");
         let msg = "Too many sign-in attempts. Please wait a little and try again.";
-        let mut res = respond::error(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", msg, html);
-        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        res
+        try_again_after(secs, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", msg, html)
     }
 
     fn logout_page(&self, rd: String, cx: &Context<'_>) -> Response<Body> {
@@ -329,6 +325,13 @@ pub fn unauthenticated(prefix: &str) -> Response<Body> {
     );
     res.headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Cookie"));
+    res
+}
+
+/// A refusal the client may retry after `secs` seconds (`Retry-After`).
+fn try_again_after(secs: u64, status: StatusCode, code: &str, message: &str, html: bool) -> Response<Body> {
+    let mut res = respond::error(status, code, message, html);
+    res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
     res
 }
 
