@@ -140,18 +140,29 @@ pub struct Policy {
     rules: Vec<Rule>,
     default: Allow,
     case_insensitive: bool,
+    /// Some rule's pattern has an upper-case ASCII letter in a literal.
+    upper_literals: bool,
 }
 
 impl Policy {
     /// A policy trying `rules` in order, with `default` when none applies.
-    /// `case_insensitive` compares literal segments ignoring ASCII case, for
-    /// backends that route case-insensitively.
+    /// `case_insensitive` (`access.case_insensitive`) no longer changes a
+    /// decision: every path is judged as written and ASCII case-folded,
+    /// stricter wins, whatever it says. It is kept so that configurations
+    /// that set it still load, and reported by `usher check`.
     pub fn new(rules: Vec<Rule>, default: Allow, case_insensitive: bool) -> Policy {
+        let upper_literals = rules.iter().any(|r| r.pattern.as_str().bytes().any(|b| b.is_ascii_uppercase()));
         Policy {
             rules,
             default,
             case_insensitive,
+            upper_literals,
         }
+    }
+
+    /// Whether `access.case_insensitive` was set (it changes no decision).
+    pub fn case_insensitive(&self) -> bool {
+        self.case_insensitive
     }
 
     /// The rules, in the order they are tried.
@@ -187,30 +198,58 @@ impl Policy {
         let listed = self.rules.iter().filter_map(|rule| rule.methods.as_deref()).flatten();
         let mut strictest = self.decide_for(None, path, who).0;
         for method in listed {
-            let decision = self.decide_for(Some(method), path, who).0;
-            if decision.severity() > strictest.severity() {
-                strictest = decision;
-            }
+            strictest = strictest.stricter(self.decide_for(Some(method), path, who).0);
         }
         strictest
     }
 
-    /// `method`: `None` stands for a method no rule lists.
+    /// Decide a request described by a front proxy (forward-auth), whose
+    /// path may be spelt several ways (as the front proxy sent it, and as
+    /// usher normalised it): the strictest decision over every spelling,
+    /// and over every method when `method` is `None`.
+    pub fn decide_described(&self, method: Option<&Method>, paths: &[&str], who: Option<&Identity<'_>>) -> Decision {
+        let mut strictest = Decision::Allow;
+        for path in paths {
+            let decision = match method {
+                Some(method) => self.decide(method, path, who),
+                None => self.decide_any_method(path, who),
+            };
+            strictest = strictest.stricter(decision);
+        }
+        strictest
+    }
+
+    /// `method`: `None` stands for a method no rule lists. The path is read
+    /// as written and ASCII case-folded (many backends route without
+    /// regard to case), and with `;` both as parameters and as text: the
+    /// strictest reading wins.
     fn decide_for(&self, method: Option<&Method>, path: &str, who: Option<&Identity<'_>>) -> (Decision, Option<usize>) {
         if !path.starts_with('/') {
             return (Decision::Forbidden, None);
         }
-        let servlet = self.decide_as(Reading::Servlet, method, path, who);
+        let as_written = self.decide_cased(method, path, who, false);
+        // Folding changes nothing when neither side has an upper-case letter.
+        if !self.upper_literals && !path.bytes().any(|b| b.is_ascii_uppercase()) {
+            return as_written;
+        }
+        let folded = self.decide_cased(method, path, who, true);
+        pick_stricter(as_written, folded)
+    }
+
+    fn decide_cased(
+        &self,
+        method: Option<&Method>,
+        path: &str,
+        who: Option<&Identity<'_>>,
+        fold: bool,
+    ) -> (Decision, Option<usize>) {
+        let servlet = self.decide_as(Reading::Servlet, method, path, who, fold);
         if !path.contains(';') {
             // Both readings are the same path.
             return servlet;
         }
-        let raw = self.decide_as(Reading::Raw, method, path, who);
-        if raw.0.severity() > servlet.0.severity() {
-            raw
-        } else {
-            servlet
-        }
+        let raw = self.decide_as(Reading::Raw, method, path, who, fold);
+        pick_stricter(servlet, raw)
     }
 
     fn decide_as(
@@ -219,9 +258,9 @@ impl Policy {
         method: Option<&Method>,
         path: &str,
         who: Option<&Identity<'_>>,
+        fold: bool,
     ) -> (Decision, Option<usize>) {
-        let found = (self.rules.iter().enumerate())
-            .find(|(_, rule)| rule.applies(method, path, reading, self.case_insensitive));
+        let found = (self.rules.iter().enumerate()).find(|(_, rule)| rule.applies(method, path, reading, fold));
         match found {
             Some((i, rule)) => (judge(rule.allow, &rule.groups, &rule.users, who), Some(i)),
             None => (judge(self.default, &[], &[], who), None),
@@ -256,6 +295,21 @@ impl Decision {
             Decision::NeedLogin => 1,
             Decision::Forbidden => 2,
         }
+    }
+
+    /// The stricter of `self` and `other`.
+    pub fn stricter(self, other: Decision) -> Decision {
+        if other.severity() > self.severity() { other } else { self }
+    }
+}
+
+/// The stricter of two readings' decisions; on a tie, the first names the
+/// rule.
+fn pick_stricter(first: (Decision, Option<usize>), second: (Decision, Option<usize>)) -> (Decision, Option<usize>) {
+    if second.0.severity() > first.0.severity() {
+        second
+    } else {
+        first
     }
 }
 

@@ -33,8 +33,25 @@ pub fn streamed(upstream: ResponseBody) -> Body {
 
 /// What to do once a body has been read to its end.
 pub trait AtEnd {
+    /// What the body's read errors become: a request body's say that the
+    /// client is at fault, a response body's stay hyper's.
+    type Error: From<hyper::Error> + std::error::Error + Send + Sync + 'static;
+
     /// The body's last frame was read (or it was dropped with nothing left).
     fn reached(self);
+}
+
+/// A client's request body failed while usher read it (bad chunked
+/// framing, a connection closed part-way): the client's fault, told apart
+/// from the upstream's when the forwarding fails.
+#[derive(Debug, thiserror::Error)]
+#[error("client request body failed")]
+pub struct ClientBodyError(#[source] hyper::Error);
+
+impl From<hyper::Error> for ClientBodyError {
+    fn from(e: hyper::Error) -> Self {
+        ClientBodyError(e)
+    }
 }
 
 /// hyper's body, telling `H` when it has been read to its end: after the
@@ -62,9 +79,9 @@ impl<H: AtEnd> Watched<H> {
 
 impl<H: AtEnd + Unpin> HttpBody for Watched<H> {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = H::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, H::Error>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
@@ -73,7 +90,7 @@ impl<H: AtEnd + Unpin> HttpBody for Watched<H> {
             Poll::Ready(Some(Err(_))) => this.at_end = None,
             _ => {}
         }
-        polled
+        polled.map(|frame| frame.map(|r| r.map_err(H::Error::from)))
     }
 
     fn is_end_stream(&self) -> bool {

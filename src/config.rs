@@ -197,6 +197,10 @@ pub struct Server {
 
     /// How long SIGTERM waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// How long a write to a client may make no progress before the
+    /// connection is closed (a client that stops reading, an HTTP/2 stream
+    /// that opens no window).
+    pub write_timeout: Duration,
 }
 
 /// Certificate and key paths for the HTTPS listener.
@@ -238,6 +242,11 @@ pub struct Upstream {
     pub ca_file: Option<PathBuf>,
     /// Speak HTTP/2 to the upstream (h2 over TLS, or h2c prior knowledge).
     pub http2: bool,
+    /// Upstream exchanges one client connection may have open at once
+    /// (HTTP/2 streams beyond it wait their turn).
+    pub max_per_client: usize,
+    /// `Upgrade` tokens tunnelled (lower case); `h2c` never is.
+    pub upgrades: Vec<String>,
 }
 
 /// The set of peers allowed to speak for clients in `X-Forwarded-*`.

@@ -18,6 +18,17 @@ pub enum RequestError {
     /// A forward-auth check did not describe a request usher can read.
     #[error("forward-auth check without a readable X-Forwarded-Uri / X-Original-URL")]
     BadForwardedRequest,
+    /// A method with a lower-case letter: backends that upper-case it
+    /// would run a method the rules did not judge.
+    #[error("request method is not all upper-case")]
+    BadMethod,
+    /// Two `Host` headers, or none on HTTP/1.1.
+    #[error("missing or repeated Host header")]
+    BadHost,
+    /// The client's request body broke off or was malformed (chunked
+    /// framing) while it was being forwarded.
+    #[error("client request body malformed or cut short")]
+    BadRequestBody,
     /// The request body is larger than `server.max_body_bytes`.
     #[error("request body over the configured limit")]
     PayloadTooLarge,
@@ -27,6 +38,14 @@ pub enum RequestError {
     /// The upstream did not send a response head in time.
     #[error("upstream timed out")]
     UpstreamTimeout,
+    /// The TLS connection to the upstream failed (the reason is rustls's:
+    /// certificate, name, protocol).
+    #[error("upstream TLS failed: {0}")]
+    UpstreamTls(String),
+    /// The upstream answered `101` to a request that asked for no
+    /// permitted upgrade, or named another protocol.
+    #[error("upstream switched protocols without a permitted upgrade")]
+    UpstreamUpgrade,
     /// The upstream connection broke or spoke invalid HTTP.
     #[error("upstream connection failed")]
     UpstreamProtocol,
@@ -60,6 +79,21 @@ impl RequestError {
                 "bad_forwarded_request",
                 "The forward-auth check did not describe a readable request.",
             ),
+            RequestError::BadMethod => (
+                StatusCode::BAD_REQUEST,
+                "bad_method",
+                "The request method must be written in upper case.",
+            ),
+            RequestError::BadHost => (
+                StatusCode::BAD_REQUEST,
+                "bad_host",
+                "The request must name its host exactly once.",
+            ),
+            RequestError::BadRequestBody => (
+                StatusCode::BAD_REQUEST,
+                "bad_request_body",
+                "The request body was malformed or cut short.",
+            ),
             RequestError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -69,6 +103,16 @@ impl RequestError {
                 StatusCode::BAD_GATEWAY,
                 "bad_gateway",
                 "The application behind this proxy is unreachable.",
+            ),
+            RequestError::UpstreamTls(_) => (
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                "The proxy could not make a secure connection to the application.",
+            ),
+            RequestError::UpstreamUpgrade => (
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                "The application switched protocols without being asked to.",
             ),
             RequestError::UpstreamProtocol => (
                 StatusCode::BAD_GATEWAY,
@@ -91,12 +135,17 @@ impl RequestError {
     /// Whose fault it was.
     pub fn fault(&self) -> Fault {
         match self {
-            RequestError::BadTarget(_) | RequestError::BadForwardedRequest | RequestError::PayloadTooLarge => {
-                Fault::Client
-            }
-            RequestError::UpstreamConnect | RequestError::UpstreamTimeout | RequestError::UpstreamProtocol => {
-                Fault::Upstream
-            }
+            RequestError::BadTarget(_)
+            | RequestError::BadForwardedRequest
+            | RequestError::BadMethod
+            | RequestError::BadHost
+            | RequestError::BadRequestBody
+            | RequestError::PayloadTooLarge => Fault::Client,
+            RequestError::UpstreamConnect
+            | RequestError::UpstreamTimeout
+            | RequestError::UpstreamTls(_)
+            | RequestError::UpstreamUpgrade
+            | RequestError::UpstreamProtocol => Fault::Upstream,
             RequestError::Internal => Fault::Usher,
         }
     }
@@ -111,7 +160,12 @@ mod tests {
         let all = [
             RequestError::BadTarget(BadTarget::Nul),
             RequestError::BadForwardedRequest,
+            RequestError::BadMethod,
+            RequestError::BadHost,
+            RequestError::BadRequestBody,
             RequestError::PayloadTooLarge,
+            RequestError::UpstreamTls("invalid peer certificate: UnknownIssuer".into()),
+            RequestError::UpstreamUpgrade,
             RequestError::UpstreamConnect,
             RequestError::UpstreamTimeout,
             RequestError::UpstreamProtocol,

@@ -11,8 +11,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-/// Headers that never cross a proxy (RFC 9110 §7.6.1, plus legacy names).
-static HOP_BY_HOP: [HeaderName; 8] = [
+/// Headers that never cross a proxy (RFC 9110 §7.6.1, plus legacy names,
+/// plus `HTTP2-Settings`, which only an `h2c` upgrade uses).
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("proxy-connection"),
     HeaderName::from_static("keep-alive"),
@@ -21,6 +22,17 @@ static HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
     header::UPGRADE,
     header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("http2-settings"),
+];
+
+/// Headers some frameworks let override the method or path that usher
+/// judged (SPEC §3.2); removed from every proxied request.
+const ROUTING_OVERRIDES: [&str; 5] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-url",
+    "x-rewrite-url",
 ];
 
 /// X-Forwarded-For
@@ -62,6 +74,47 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
     upgrade
+}
+
+/// The protocol of an `Upgrade` request value that may be tunnelled: the
+/// first offered token that `allowed` names (`websocket` also names
+/// `websocket/13`). `None`: nothing offered may pass, and the request goes
+/// on without asking for an upgrade.
+pub fn permitted_upgrade(offered: &HeaderValue, allowed: &[String]) -> Option<HeaderValue> {
+    let text = offered.to_str().ok()?;
+    let pick = text.split(',').map(str::trim).find(|token| {
+        let name = token.split('/').next().unwrap_or("");
+        allowed
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(token) || (!a.contains('/') && a.eq_ignore_ascii_case(name)))
+    })?;
+    HeaderValue::from_str(pick).ok()
+}
+
+/// Whether a `101` response's `Upgrade` names the protocol the client
+/// asked for (protocol names compare without regard to case).
+pub fn upgrade_agrees(response: &HeaderMap, asked: &HeaderValue) -> bool {
+    let name = |v: &str| v.split('/').next().unwrap_or("").trim().to_ascii_lowercase();
+    let (Some(got), Ok(asked)) = (response.get(header::UPGRADE), asked.to_str()) else {
+        return false;
+    };
+    got.to_str().is_ok_and(|got| !got.contains(',') && name(got) == name(asked))
+}
+
+/// Remove what a backend could read as a second request line: routing
+/// overrides (`X-HTTP-Method-Override`, `X-Original-URL`, …) and `_` or
+/// `.` spellings of the framing headers (`Transfer_Encoding`,
+/// `Content_Length`), in every spelling, whoever sent them.
+pub fn strip_ambiguous(headers: &mut HeaderMap) {
+    remove_where(headers, |name| {
+        let n = name.as_str();
+        if !n.contains(['_', '.']) {
+            // Names are lower case already: no allocation per header.
+            return ROUTING_OVERRIDES.contains(&n);
+        }
+        let folded = fold(n);
+        ROUTING_OVERRIDES.contains(&folded.as_str()) || matches!(folded.as_str(), "transfer-encoding" | "content-length")
+    });
 }
 
 /// Put back the pair of headers that asks the next hop to upgrade.

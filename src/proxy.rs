@@ -11,7 +11,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::{Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{Either, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
@@ -22,8 +22,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::oneshot;
 use tracing::debug;
 
+use crate::body::ClientBodyError;
 use crate::config;
 use crate::error::RequestError;
+use crate::hop;
 use crate::metrics::Metrics;
 use crate::server::{ClientIo, HandOff, RequestBody};
 use crate::tls::{self, TlsError};
@@ -98,15 +100,16 @@ impl Upstream {
     }
 
     /// Send `req` and wait for the response head, at most the configured
-    /// timeout; also returns how long that took. When the client asked for
-    /// an upgrade and the upstream agrees (101), the two upgraded
-    /// connections are joined in a task.
+    /// timeout; also returns how long that took. `upgrade`: the permitted
+    /// protocol the client asked to switch to. When the upstream agrees
+    /// (101 naming that protocol), the two upgraded connections are joined
+    /// in a task; a 101 to anything else is a failure (502), never a tunnel.
     pub async fn forward(
         &self,
         mut req: Request<UpstreamBody>,
-        upgrade: bool,
+        upgrade: Option<&HeaderValue>,
     ) -> Result<(Response<ResponseBody>, Duration), RequestError> {
-        let client_side = upgrade.then(|| match req.extensions_mut().remove::<HandOff>() {
+        let client_side = upgrade.map(|_| match req.extensions_mut().remove::<HandOff>() {
             Some(hand_off) => ClientSide::Cycle(hand_off),
             None => ClientSide::Hyper(hyper::upgrade::on(&mut req)),
         });
@@ -119,6 +122,10 @@ impl Upstream {
         if res.status() == StatusCode::SWITCHING_PROTOCOLS {
             // The connection now belongs to the tunnel, or is closed.
             drop(lease);
+            let agreed = upgrade.is_some_and(|asked| hop::upgrade_agrees(res.headers(), asked));
+            if !agreed {
+                return Err(RequestError::UpstreamUpgrade);
+            }
             if let Some(client_side) = client_side {
                 let upstream_side = hyper::upgrade::on(&mut res);
                 let client_side = match client_side {
@@ -186,8 +193,9 @@ async fn tunnel(client: Claimed, upstream: OnUpgrade) {
     }
 }
 
-/// Sort an upstream error: body over the limit, timeout, connect failure
-/// (`connect`: it happened while connecting) or protocol failure.
+/// Sort an upstream error: body over the limit, the client's body failing,
+/// TLS, timeout, connect failure (`connect`: it happened while connecting)
+/// or protocol failure.
 fn classify(err: &(dyn StdError + 'static), connect: bool) -> RequestError {
     let mut cause = Some(err);
     let mut timed_out = false;
@@ -195,9 +203,19 @@ fn classify(err: &(dyn StdError + 'static), connect: bool) -> RequestError {
         if e.is::<LengthLimitError>() {
             return RequestError::PayloadTooLarge;
         }
-        timed_out |= e
-            .downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::TimedOut);
+        if e.is::<ClientBodyError>() {
+            return RequestError::BadRequestBody;
+        }
+        let io = e.downcast_ref::<io::Error>();
+        // rustls's error travels inside an `io::Error`, whose `source`
+        // skips it.
+        let tls = e
+            .downcast_ref::<rustls::Error>()
+            .or_else(|| io.and_then(|io| io.get_ref()?.downcast_ref::<rustls::Error>()));
+        if let Some(tls) = tls {
+            return RequestError::UpstreamTls(tls.to_string());
+        }
+        timed_out |= io.is_some_and(|io| io.kind() == io::ErrorKind::TimedOut);
         cause = e.source();
     }
     if timed_out {

@@ -7,12 +7,12 @@
 
 mod client;
 mod exchange;
+mod h2;
 mod io;
 
 pub use exchange::{HandOff, RequestBody};
 pub use io::ClientIo;
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -23,13 +23,11 @@ use std::task::Waker;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore, watch};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::live::Shared;
@@ -125,6 +123,9 @@ struct Job {
     auto: auto::Builder<TokioExecutor>,
     header_read_timeout: Duration,
     idle_timeout: Duration,
+    write_timeout: Duration,
+    /// Upstream exchanges (HTTP/2 streams) one connection may have at once.
+    max_per_client: usize,
     /// `idle_timeout` in bell rings, rounded up, plus the ring in progress.
     idle_rings: u32,
     bell: Bell,
@@ -146,36 +147,11 @@ impl Job {
             auto: auto_builder(config),
             header_read_timeout: server.header_read_timeout,
             idle_timeout: server.idle_timeout,
+            write_timeout: server.write_timeout,
+            max_per_client: config.upstream.max_per_client,
             idle_rings: idle_rings(server.idle_timeout),
             bell: Bell::default(),
             permits: Semaphore::new(server.max_connections),
-        }
-    }
-
-    /// Serve `io` with hyper-util's auto connection (HTTP/1.1 or HTTP/2,
-    /// upgrades allowed) until it ends; on stop, finish in-flight requests
-    /// and close.
-    async fn serve_auto<I>(&self, io: I, conn: Connection)
-    where
-        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let live = Arc::clone(&self.live);
-        let hyper_svc = service_fn(move |req| {
-            // The service current when the request arrives: reloads apply
-            // to the next request on a kept-alive connection.
-            let service = Arc::clone(&live.load().service);
-            async move { Ok::<_, Infallible>(service.handle(req.map(|body| RequestBody::new(body, None)), conn).await) }
-        });
-        let mut served = Box::pin(self.auto.serve_connection_with_upgrades(TokioIo::new(io), hyper_svc));
-        let result = tokio::select! {
-            r = served.as_mut() => r,
-            () = self.bell.stopped() => {
-                served.as_mut().graceful_shutdown();
-                served.await
-            }
-        };
-        if let Err(e) = result {
-            debug!(error = %e, remote = %conn.remote, "connection ended with an error");
         }
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderMap, HeaderValue};
-use http::uri::{PathAndQuery, Uri};
+use http::uri::{Authority, PathAndQuery, Uri};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::{Either, Limited};
 use tracing::{Level, debug, event};
@@ -148,7 +148,9 @@ impl Service {
         html: bool,
         trace: &mut Trace,
     ) -> Result<Response<Body>, RequestError> {
-        // 1. normalise: the one path that rules see and the upstream gets.
+        // 1. normalise: the one path that rules see and the upstream gets,
+        // after the request line and Host are known to be unambiguous.
+        check_request(&req)?;
         let target = normalised_target(req.uri())?;
         // Read before stripping: `Connection: Host` must not hide the host.
         let host = client_host(&req);
@@ -158,7 +160,8 @@ impl Service {
         parts.headers.reserve(4 + self.plan.len());
         // 2. strip: connection-level headers, untrusted forwarding headers,
         // every spelling of the session headers.
-        let upgrade = hop::strip_hop_by_hop(&mut parts.headers);
+        let upgrade = hop::strip_hop_by_hop(&mut parts.headers)
+            .and_then(|offered| hop::permitted_upgrade(&offered, &self.config.upstream.upgrades));
         self.plan.strip(&mut parts.headers);
         // 3. session: verify the cookie.
         let now = unix_now();
@@ -196,6 +199,8 @@ impl Service {
         if !session.format.shared_with_app() {
             cookie::strip(&mut parts.headers, session.cookie.name());
         }
+        // The backend routes on the request line usher judged, nothing else.
+        hop::strip_ambiguous(&mut parts.headers);
         // 4. decide: the cross-site guard, then the access rules.
         let denied = if cross_site && found.present() {
             Some(decide::cross_site(html))
@@ -226,7 +231,7 @@ impl Service {
         let body = self.limit_body(&parts.headers, body)?;
         let (mut res, took) = self
             .upstream
-            .forward(Request::from_parts(parts, body), upgrade.is_some())
+            .forward(Request::from_parts(parts, body), upgrade.as_ref())
             .await?;
         trace.upstream = Some(took);
         // 7. respond: connection headers, then the backend's session write.
@@ -287,8 +292,34 @@ impl Service {
             Some(h) if up.preserve_host => h,
             _ => self.upstream_host.clone(),
         };
+        if self.upstream.wants_absolute_uri() {
+            // HTTP/2 names the host in `:authority` only: a `Host` header
+            // beside it is a duplicate to servers such as nginx.
+            parts.headers.remove(header::HOST);
+            if let Ok(authority) = Authority::try_from(host.as_bytes()) {
+                let mut uri = std::mem::take(&mut parts.uri).into_parts();
+                uri.authority = Some(authority);
+                parts.uri = Uri::from_parts(uri).map_err(|_| RequestError::Internal)?;
+            }
+            return Ok(());
+        }
         parts.headers.insert(header::HOST, host);
         Ok(())
+    }
+}
+
+/// Refuse what backends could read differently from usher (SPEC §3.1): a
+/// method with a lower-case letter (Flask upper-cases it and runs the
+/// method a rule did not judge), two `Host` headers, or none on HTTP/1.1.
+fn check_request(req: &Request<RequestBody>) -> Result<(), RequestError> {
+    if req.method().as_str().bytes().any(|b| b.is_ascii_lowercase()) {
+        return Err(RequestError::BadMethod);
+    }
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => Err(RequestError::BadHost),
+        (None, None) if req.version() == Version::HTTP_11 => Err(RequestError::BadHost),
+        _ => Ok(()),
     }
 }
 

@@ -6,9 +6,10 @@
 //! characters decoded and all others upper-cased (RFC 3986 §6.2.2), repeated
 //! slashes merged, dot-segments removed (§5.2.4, including their escaped
 //! spellings), the fragment dropped. Forms that backends disagree about are
-//! refused rather than guessed at: a bad escape, NUL, an encoded `/` or `\`,
-//! a raw `\`, or a dot-segment carrying `;` parameters (`..;x`). The query is
-//! kept byte for byte.
+//! refused rather than guessed at: a bad escape, NUL, an encoded `/`, `\` or
+//! `;`, a double-encoded byte (`%25` and two hex digits), a raw `\`, or a
+//! dot-segment carrying `;` parameters (`..;x`). The query is kept byte for
+//! byte.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -30,6 +31,12 @@ pub enum BadTarget {
     Backslash,
     /// `..;x` or `.;x`: Tomcat-style parameters on a dot-segment.
     DotSegmentParameter,
+    /// `%3B`: an encoded `;`, which some backends decode before splitting
+    /// off `;parameters` and others after.
+    EncodedSemicolon,
+    /// `%25` followed by two hex digits (`%252e`, `%252f`): a backend that
+    /// decodes twice sees a different path than the rules did.
+    DoubleEncoded,
 }
 
 impl BadTarget {
@@ -42,6 +49,8 @@ impl BadTarget {
             BadTarget::EncodedSeparator => "encoded_separator",
             BadTarget::Backslash => "backslash",
             BadTarget::DotSegmentParameter => "dot_segment_parameter",
+            BadTarget::EncodedSemicolon => "encoded_semicolon",
+            BadTarget::DoubleEncoded => "double_encoded",
         }
     }
 }
@@ -113,6 +122,9 @@ fn decode_segment(seg: &str) -> Result<String, BadTarget> {
         match bytes[i] {
             b'%' => {
                 let byte = hex_pair(bytes.get(i + 1..i + 3)).ok_or(BadTarget::Escape)?;
+                if byte == b'%' && hex_pair(bytes.get(i + 3..i + 5)).is_some() {
+                    return Err(BadTarget::DoubleEncoded);
+                }
                 push_escaped(&mut out, byte)?;
                 i += 3;
             }
@@ -137,6 +149,7 @@ fn push_escaped(out: &mut String, byte: u8) -> Result<(), BadTarget> {
     match byte {
         0 => Err(BadTarget::Nul),
         b'/' | b'\\' => Err(BadTarget::EncodedSeparator),
+        b';' => Err(BadTarget::EncodedSemicolon),
         b if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') => {
             out.push(char::from(b));
             Ok(())

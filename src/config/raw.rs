@@ -57,7 +57,7 @@ pub struct RawServer {
     pub max_connections: Option<i64>,
     pub max_body_bytes: Option<i64>,
     pub worker_threads: Option<i64>,
-
+    pub write_timeout: Option<String>,
     pub shutdown_timeout: Option<String>,
 }
 
@@ -86,6 +86,8 @@ pub struct RawUpstream {
     pub preserve_host: Option<bool>,
     pub ca_file: Option<String>,
     pub http2: Option<bool>,
+    pub max_per_client: Option<i64>,
+    pub upgrades: Option<Vec<String>>,
 }
 
 /// `[session]`

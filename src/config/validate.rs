@@ -145,6 +145,12 @@ fn server(raw: &RawServer, p: &mut Problems) -> Option<Server> {
         secs(60),
         positive_duration,
     );
+    let write = p.check(
+        "server.write_timeout",
+        raw.write_timeout.as_deref(),
+        secs(30),
+        positive_duration,
+    );
     let drain = p.check(
         "server.shutdown_timeout",
         raw.shutdown_timeout.as_deref(),
@@ -197,7 +203,7 @@ fn server(raw: &RawServer, p: &mut Problems) -> Option<Server> {
         max_connections: max_conns?,
         max_body_bytes: max_body?,
         worker_threads: workers?,
-
+        write_timeout: write?,
         shutdown_timeout: drain?,
     })
 }
@@ -227,6 +233,15 @@ fn upstream(raw: &RawUpstream, p: &mut Problems) -> Option<Upstream> {
         secs(90),
         positive_duration,
     );
+    let per_client = p.check("upstream.max_per_client", raw.max_per_client.as_ref(), 16, |n| {
+        count(*n, 1, 1024)
+    });
+    let upgrades = p.check(
+        "upstream.upgrades",
+        raw.upgrades.as_deref(),
+        vec!["websocket".to_string()],
+        upgrade_tokens,
+    );
     let url = url?;
     Some(Upstream {
         origin: url.clone(),
@@ -238,7 +253,27 @@ fn upstream(raw: &RawUpstream, p: &mut Problems) -> Option<Upstream> {
         preserve_host: raw.preserve_host.unwrap_or(true),
         ca_file: raw.ca_file.as_ref().map(Into::into),
         http2: raw.http2.unwrap_or(false),
+        max_per_client: per_client?,
+        upgrades: upgrades?,
     })
+}
+
+/// `Upgrade` protocol names (RFC 9110 §7.8 tokens), lower-cased; `h2c` is
+/// refused (an HTTP/2 upgrade would let a client speak past usher).
+fn upgrade_tokens(list: &[String]) -> Result<Vec<String>, String> {
+    list.iter()
+        .map(|t| {
+            let name = t.split('/').next().unwrap_or("");
+            let token = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !token(name) || !t.split('/').all(token) || t.matches('/').count() > 1 {
+                Err(format!("expected protocol names such as \"websocket\", got {t:?}"))
+            } else if name.eq_ignore_ascii_case("h2c") {
+                Err("\"h2c\" cannot be tunnelled: usher judges every HTTP/2 request itself".to_string())
+            } else {
+                Ok(t.to_ascii_lowercase())
+            }
+        })
+        .collect()
 }
 
 fn admin(raw: Option<&RawAdmin>, p: &mut Problems) -> Option<Option<SocketAddr>> {

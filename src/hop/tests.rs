@@ -141,3 +141,49 @@ fn connection_naming_a_hop_by_hop_header_still_strips_custom_names() {
     strip_hop_by_hop(&mut h);
     assert_eq!(names(&h), ["x-kept"]);
 }
+
+/// SPEC §3.2: routing overrides and `_` framing headers never reach the
+/// backend, from anyone (attack review of 9e8e3e0).
+#[test]
+fn ambiguous_headers_are_stripped() {
+    let mut h = map(&[
+        ("x-http-method-override", "DELETE"),
+        ("x-http-method", "DELETE"),
+        ("x-method-override", "PUT"),
+        ("x-original-url", "/admin"),
+        ("x-rewrite-url", "/admin"),
+        ("x_original_url", "/admin"),
+        ("x.rewrite.url", "/admin"),
+        ("transfer_encoding", "chunked"),
+        ("content_length", "5"),
+        ("content.length", "5"),
+        ("content-length", "0"),
+        ("x-custom_name", "kept"),
+        ("accept", "*/*"),
+    ]);
+    strip_ambiguous(&mut h);
+    assert_eq!(names(&h), ["accept", "content-length", "x-custom_name"]);
+}
+
+#[test]
+fn only_listed_upgrades_pass_and_h2c_settings_never_do() {
+    let allowed = vec!["websocket".to_string()];
+    let v = |s: &str| HeaderValue::from_str(s).expect("value");
+    assert_eq!(permitted_upgrade(&v("websocket"), &allowed), Some(v("websocket")));
+    assert_eq!(permitted_upgrade(&v("WebSocket"), &allowed), Some(v("WebSocket")));
+    assert_eq!(permitted_upgrade(&v("h2c, websocket/13"), &allowed), Some(v("websocket/13")));
+    assert_eq!(permitted_upgrade(&v("h2c"), &allowed), None);
+    assert_eq!(permitted_upgrade(&v("TLS/1.0"), &allowed), None);
+    let mut res = map(&[("upgrade", "websocket")]);
+    assert!(upgrade_agrees(&res, &v("WebSocket")));
+    assert!(!upgrade_agrees(&res, &v("h2c")));
+    res.insert(header::UPGRADE, v("websocket, h2c"));
+    assert!(!upgrade_agrees(&res, &v("websocket")));
+    assert!(!upgrade_agrees(&HeaderMap::new(), &v("websocket")));
+    let mut h = map(&[("connection", "Upgrade, HTTP2-Settings"), ("upgrade", "h2c"), ("http2-settings", "AAMAAABkAAQAAP__")]);
+    strip_hop_by_hop(&mut h);
+    assert!(h.is_empty(), "{h:?}");
+    let mut h = map(&[("http2-settings", "AAMAAABkAAQAAP__")]);
+    strip_hop_by_hop(&mut h);
+    assert!(h.is_empty(), "HTTP2-Settings is removed even when Connection does not name it");
+}

@@ -227,6 +227,8 @@ impl Lease {
 pub type ResponseBody = Watched<Lease>;
 
 impl AtEnd for Lease {
+    type Error = hyper::Error;
+
     fn reached(self) {
         self.give_back();
     }

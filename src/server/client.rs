@@ -126,7 +126,7 @@ impl Future for ClientConnection {
                         Some(Poll::Ready(Ok(()))) => {
                             job.bell.unpark(slot);
                             if let Some(stream) = stream.take() {
-                                let io = ClientIo::new(stream, Bytes::new());
+                                let io = ClientIo::new(stream, Bytes::new(), job.write_timeout);
                                 this.state = State::busy(job, io, this.conn);
                             }
                         }
@@ -220,7 +220,7 @@ async fn open(job: &Job, opening: Opening, conn: Connection) -> Option<ClientIo>
             }
         },
     };
-    let io = ClientIo::new(stream, first.bytes);
+    let io = ClientIo::new(stream, first.bytes, job.write_timeout);
     if first.h2 {
         job.serve_auto(io, conn).await;
         return None;

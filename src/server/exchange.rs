@@ -153,6 +153,8 @@ impl BodyRead {
 }
 
 impl AtEnd for BodyRead {
+    type Error = crate::body::ClientBodyError;
+
     fn reached(self) {
         self.0.body_read(self.1);
     }

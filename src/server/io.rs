@@ -9,9 +9,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use std::future::Future;
+use std::time::Duration;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 use tokio_rustls::server::TlsStream;
 
 use super::exchange::Exchanges;
@@ -97,21 +101,30 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// A client's stream with unparsed bytes in front of it.
+/// A client's stream with unparsed bytes in front of it, and a bound on
+/// how long a write may wait for the client to read (`server.write_timeout`):
+/// a client that stops reading cannot hold the connection, nor the upstream
+/// connection feeding it, forever.
 #[derive(Debug)]
 pub struct ClientIo {
     stream: Stream,
     unread: Bytes,
     exchanges: Option<Arc<Exchanges>>,
+    write_timeout: Duration,
+    /// Running while a write waits: since the last progress.
+    stalled: Option<Pin<Box<Sleep>>>,
 }
 
 impl ClientIo {
-    /// `stream`, with `unread` to be read before anything from the socket.
-    pub(super) fn new(stream: Stream, unread: Bytes) -> Self {
+    /// `stream`, with `unread` to be read before anything from the socket;
+    /// writes fail once none makes progress for `write_timeout`.
+    pub(super) fn new(stream: Stream, unread: Bytes, write_timeout: Duration) -> Self {
         ClientIo {
             stream,
             unread,
             exchanges: None,
+            write_timeout,
+            stalled: None,
         }
     }
 
@@ -155,10 +168,26 @@ impl ClientIo {
         }
     }
 
-    fn note_write<T>(&self, result: &Poll<io::Result<T>>) {
+    /// Record a write's outcome; a write still waiting after
+    /// `write_timeout` without progress fails with `TimedOut`.
+    fn note_write<T>(&mut self, cx: &mut Context<'_>, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         if let Some(ex) = &self.exchanges {
             ex.write_stalled(result.is_pending());
         }
+        if result.is_ready() {
+            self.stalled = None;
+            return result;
+        }
+        let limit = self.write_timeout;
+        let stalled = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if stalled.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.stalled = None;
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client read nothing for server.write_timeout",
+        )))
     }
 }
 
@@ -177,8 +206,7 @@ impl AsyncRead for ClientIo {
 impl AsyncWrite for ClientIo {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.stream).poll_write(cx, buf);
-        self.note_write(&result);
-        result
+        self.note_write(cx, result)
     }
 
     fn poll_write_vectored(
@@ -187,8 +215,7 @@ impl AsyncWrite for ClientIo {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
-        self.note_write(&result);
-        result
+        self.note_write(cx, result)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -199,8 +226,7 @@ impl AsyncWrite for ClientIo {
     /// there; its flush is what finds the socket full.
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let result = Pin::new(&mut self.stream).poll_flush(cx);
-        self.note_write(&result);
-        result
+        self.note_write(cx, result)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -214,6 +240,8 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
+    const WRITE: Duration = Duration::from_secs(30);
+
     async fn pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -226,7 +254,7 @@ mod tests {
         let (mut client, server) = pair().await;
         client.write_all(b" from the socket").await.expect("write");
         drop(client);
-        let mut io = ClientIo::new(Stream::Tcp(server), Bytes::from_static(b"two"));
+        let mut io = ClientIo::new(Stream::Tcp(server), Bytes::from_static(b"two"), WRITE);
         io.unread(Bytes::from_static(b"one "));
         assert!(io.has_unread());
         let mut got = Vec::new();
@@ -274,7 +302,7 @@ mod tests {
         let (mut client, server) = tls_pair().await;
         client.write_all(b"one record").await.expect("write");
         client.flush().await.expect("flush");
-        let mut io = ClientIo::new(Stream::Tls(Box::new(server)), Bytes::new());
+        let mut io = ClientIo::new(Stream::Tls(Box::new(server)), Bytes::new(), WRITE);
         let mut three = [0u8; 3];
         io.read_exact(&mut three).await.expect("read");
         assert_eq!(&three, b"one");
@@ -287,10 +315,29 @@ mod tests {
         assert!(io.into_idle().is_ok(), "nothing left: the connection may idle");
     }
 
+    /// Attack review of 9e8e3e0: a client that stops reading held its
+    /// connection (and the upstream one) forever.
+    #[tokio::test(start_paused = true)]
+    async fn a_write_the_client_never_reads_fails_after_write_timeout() {
+        let (client, server) = pair().await;
+        let mut io = ClientIo::new(Stream::Tcp(server), Bytes::new(), Duration::from_secs(5));
+        let chunk = vec![0u8; 64 * 1024];
+        let started = tokio::time::Instant::now();
+        let err = loop {
+            match io.write(&chunk).await {
+                Ok(_) => continue,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_secs(5));
+        drop(client);
+    }
+
     #[tokio::test]
     async fn small_reads_take_unread_bytes_piecewise() {
         let (_client, server) = pair().await;
-        let mut io = ClientIo::new(Stream::Tcp(server), Bytes::from_static(b"abcdef"));
+        let mut io = ClientIo::new(Stream::Tcp(server), Bytes::from_static(b"abcdef"), WRITE);
         let mut two = [0u8; 2];
         io.read_exact(&mut two).await.expect("read");
         assert_eq!(&two, b"ab");

@@ -74,6 +74,10 @@ pub fn read(headers: &HeaderMap, cfg: &config::Session, now: u64, metrics: &Metr
     }
 }
 
+/// The write header's default name, removed from responses even when
+/// `[session.upstream]` is omitted.
+const DEFAULT_WRITE_HEADER: &str = "usher-session";
+
 /// Apply the backend's write (if any) and set, refresh or clear the cookie
 /// on the response headers. `status_is_5xx` suppresses writes.
 pub fn write_back(
@@ -84,10 +88,16 @@ pub fn write_back(
     now: u64,
     metrics: &Metrics,
 ) {
-    let patch = cfg
-        .writes
-        .as_ref()
-        .and_then(|w| take_patch(res, &w.header).map(|p| (p, &w.writable)));
+    let patch = match &cfg.writes {
+        Some(w) => take_patch(res, &w.header).map(|p| (p, &w.writable)),
+        None => {
+            // Writes are off, but the header still never reaches a client.
+            if res.remove(DEFAULT_WRITE_HEADER).is_some() {
+                debug!("backend sent Usher-Session but [session.upstream] is not configured; removed");
+            }
+            None
+        }
+    };
     let outcome = match patch {
         Some(_) if server_error => {
             debug!("backend session write ignored on a 5xx response");

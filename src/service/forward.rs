@@ -4,22 +4,25 @@
 //! The front proxy describes the original request in `X-Forwarded-Method`,
 //! `-Proto`, `-Host` and `-Uri` (or nginx's `X-Original-URL`), believed
 //! only from `server.trusted_proxies`; from anyone else the check fails
-//! closed. The described URI is normalised exactly like a proxied request,
-//! then the same session, cross-site guard and access rules decide. Without
+//! closed. The described URI is normalised exactly like a proxied request;
+//! the access rules judge it both as normalised and as the front proxy
+//! sent it (which is what the app receives), stricter wins. A description
+//! proxy mode would answer 400 (bad escapes, an encoded `;`, a lower-case
+//! method, ...) is refused, 403. Without
 //! `X-Forwarded-Method` the method is unknown and judged as strictly as any
 //! method could be: unsafe for the guard, and the strictest decision the
 //! rules give any method ([`crate::access::Policy::decide_any_method`]). Allowed:
 //! 200 with every `[session.forward]` header (empty when the field is
 //! absent). Otherwise 401, or with `?redirect=1` a 302 to sign in; 403 when
-//! signed in but not allowed; 400 for a target that cannot be parsed. Never
-//! 2xx on a problem.
+//! signed in but not allowed, or a refused target; 400 when no header
+//! describes a readable request. Never 2xx on a problem.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{Method, Response, StatusCode};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::carrier::Found;
 use super::{Service, decide, normalised_target};
@@ -33,6 +36,9 @@ struct Described {
     /// `None`: the front proxy did not say (nginx sends no
     /// `X-Forwarded-Method` unless configured to).
     method: Option<Method>,
+    /// The path as the front proxy sent it: the backend may route on this.
+    raw_path: String,
+    /// The path normalised as proxy mode would forward it.
     target: PathAndQuery,
     /// `proto://host` when both are known, for an absolute `rd`.
     origin: Option<String>,
@@ -60,9 +66,18 @@ impl Service {
         }
         let described = match describe(headers) {
             Ok(d) => d,
-            Err(e) => {
+            Err(e @ RequestError::BadForwardedRequest) => {
                 let (status, code, message) = e.describe();
                 return respond::error(status, code, message, false);
+            }
+            Err(e) => {
+                debug!(error = %e, "forward-auth: described request refused");
+                return respond::error(
+                    StatusCode::FORBIDDEN,
+                    "refused_target",
+                    "The request is malformed or ambiguous and was refused.",
+                    false,
+                );
             }
         };
         let redirect = query.is_some_and(|q| q.split('&').any(|p| p == "redirect=1" || p == "redirect=true"));
@@ -92,14 +107,13 @@ impl Service {
             return decide::cross_site(false);
         }
         let who = found.session.as_ref().and_then(decide::identity);
-        let (access, path) = (&self.config.access, d.target.path());
-        let decision = match &d.method {
-            Some(method) => access.decide(method, path, who.as_ref()),
-            None => {
-                warn_no_method();
-                access.decide_any_method(path, who.as_ref())
-            }
-        };
+        if d.method.is_none() {
+            warn_no_method();
+        }
+        // The front proxy forwards its own raw target, not usher's
+        // normalised one: judge both, the stricter wins.
+        let paths = [d.target.path(), d.raw_path.as_str()];
+        let decision = self.config.access.decide_described(d.method.as_ref(), &paths, who.as_ref());
         match decision {
             Decision::Allow => {
                 let mut res = Response::new(body::empty());
@@ -148,6 +162,8 @@ fn warn_no_method() {
 }
 
 /// Read the described request from the front proxy's headers.
+/// `BadForwardedRequest`: nothing readable describes it (400); any other
+/// error: the described request is one proxy mode would refuse (403).
 fn describe(headers: &HeaderMap) -> Result<Described, RequestError> {
     // Two values of one of these headers is ambiguous: refuse rather than pick.
     let names = [
@@ -160,28 +176,15 @@ fn describe(headers: &HeaderMap) -> Result<Described, RequestError> {
     if names.iter().any(|n| headers.get_all(*n).iter().count() > 1) {
         return Err(RequestError::BadForwardedRequest);
     }
-    // More than one way of naming the target: a client may have added one
-    // that the front proxy passed through. Refuse rather than pick.
-    let targets = ["x-forwarded-uri", "x-original-uri", "x-original-url"];
-    if targets.iter().filter(|n| headers.contains_key(**n)).count() > 1 {
-        return Err(RequestError::BadForwardedRequest);
-    }
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     let method = match text("x-forwarded-method") {
         None => None,
         Some(m) => Some(Method::from_bytes(m.as_bytes()).map_err(|_| RequestError::BadForwardedRequest)?),
     };
-    let (uri, url_host, url_proto): (Uri, Option<String>, Option<String>) =
-        if let Some(u) = text("x-forwarded-uri").or_else(|| text("x-original-uri")) {
-            (u.parse().map_err(|_| RequestError::BadForwardedRequest)?, None, None)
-        } else if let Some(url) = text("x-original-url") {
-            let uri: Uri = url.parse().map_err(|_| RequestError::BadForwardedRequest)?;
-            let host = uri.authority().map(|a| a.to_string());
-            let proto = uri.scheme_str().map(str::to_string);
-            (uri, host, proto)
-        } else {
-            return Err(RequestError::BadForwardedRequest);
-        };
+    if method.as_ref().is_some_and(|m| m.as_str().bytes().any(|b| b.is_ascii_lowercase())) {
+        return Err(RequestError::BadMethod);
+    }
+    let (uri, url_host, url_proto) = described_uri(headers)?;
     let target = normalised_target(&uri)?;
     let host = text("x-forwarded-host").map(str::to_string).or(url_host);
     let proto = text("x-forwarded-proto").map(str::to_string).or(url_proto);
@@ -191,8 +194,31 @@ fn describe(headers: &HeaderMap) -> Result<Described, RequestError> {
     };
     Ok(Described {
         method,
+        raw_path: uri.path().to_string(),
         target,
         origin,
         host,
     })
+}
+
+/// The described target, and the host and scheme an absolute
+/// `X-Original-URL` names. Several headers may name it (Authelia's nginx
+/// snippet sends `X-Original-URL` and `X-Forwarded-Uri`): accepted when
+/// they name the same target, refused when they differ (a client may have
+/// added one that the front proxy passed through).
+fn described_uri(headers: &HeaderMap) -> Result<(Uri, Option<String>, Option<String>), RequestError> {
+    let mut found: Option<(Uri, Option<String>, Option<String>)> = None;
+    for name in ["x-original-url", "x-forwarded-uri", "x-original-uri"] {
+        let Some(value) = headers.get(name) else { continue };
+        let text = value.to_str().map_err(|_| RequestError::BadForwardedRequest)?.trim();
+        let uri: Uri = text.parse().map_err(|_| RequestError::BadForwardedRequest)?;
+        let host = uri.authority().map(|a| a.to_string());
+        let proto = uri.scheme_str().map(str::to_string);
+        match &found {
+            None => found = Some((uri, host, proto)),
+            Some((seen, _, _)) if seen.path_and_query() == uri.path_and_query() => {}
+            Some(_) => return Err(RequestError::BadForwardedRequest),
+        }
+    }
+    found.ok_or(RequestError::BadForwardedRequest)
 }
