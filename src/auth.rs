@@ -2,10 +2,11 @@
 //! sign-out and the session document. They create and destroy sessions and
 //! are never forwarded.
 //!
-//! Sign-in checks, in order: the brute-force limit for the client IP, the
-//! form's CSRF token, the limit for the user name, then the password (off
-//! the async executor). Every failure after the CSRF check looks the same
-//! to the client, whatever the reason. Password hashes run a few at a time
+//! Sign-in checks, in order: the form's CSRF token, the brute-force limits
+//! for the client and for the user name from that client (`limit`: only
+//! failed credential checks count), the per-user brake, then the password
+//! (off the async executor). Every failure after the CSRF check looks the
+//! same to the client, whatever the reason. Password hashes run a few at a time
 //! (`login.concurrent_hashes`, default one per CPU): each Argon2 check
 //! takes some 19 MiB and a core for tens of milliseconds, so a flood of
 //! sign-ins from many addresses waits in line instead of starting a thread
@@ -20,7 +21,7 @@ pub mod users;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -67,8 +68,11 @@ enum Checked {
 
 /// What the pipeline already knows about the request.
 pub struct Context<'a> {
-    /// Client IP (the TCP peer).
+    /// The real client: the TCP peer, or the address a trusted proxy
+    /// names in `X-Forwarded-For`.
     pub ip: IpAddr,
+    /// The request id (`X-Request-Id`), for log lines.
+    pub request_id: &'a str,
     /// The verified session, if any.
     pub session: Option<&'a Map<String, Value>>,
     /// When that session was issued.
@@ -112,7 +116,7 @@ impl Auth {
 
     /// Forget idle brute-force buckets (called periodically).
     pub fn forget_idle(&self) {
-        self.limits.forget_idle();
+        self.limits.forget_idle(Instant::now());
     }
 
     /// Answer a request for `<prefix><endpoint>`.
@@ -152,10 +156,10 @@ impl Auth {
         let s = &self.config.session;
         let existing = cookie::find(headers, s.csrf_cookie.name())
             .ok()
-            .filter(|c| csrf::is_fresh(c, cx.now));
+            .filter(|c| csrf::is_fresh(&s.keys, c, cx.now));
         let (form_cookie, new) = match existing {
             Some(c) => (c.to_string(), false),
-            None => (csrf::cookie_value(cx.now, &nonce()), true),
+            None => (csrf::cookie_value(&s.keys, cx.now, &nonce()), true),
         };
         let login = &self.config.login;
         let action = format!("{}/login", self.config.server.prefix);
@@ -181,9 +185,6 @@ impl Auth {
     }
 
     async fn login(&self, req: Request<RequestBody>, cx: &Context<'_>) -> Response<Body> {
-        if let Err(wait) = self.limits.check_ip(cx.ip) {
-            return self.too_many(wait, cx.html);
-        }
         let (parts, body) = req.into_parts();
         let form = match read_form(body).await {
             Ok(f) => f,
@@ -201,14 +202,21 @@ impl Auth {
             *res.status_mut() = StatusCode::FORBIDDEN;
             return res;
         }
-        if let Err(wait) = self.limits.check_user(&users::canonical(&username)) {
-            return self.too_many(wait, cx.html);
+        let canonical = users::canonical(&username);
+        if let Err(wait) = self.limits.allowed(cx.ip, &canonical, Instant::now()) {
+            return self.too_many(wait, cx);
+        }
+        if self.limits.braked(&canonical, Instant::now()) {
+            // Guesses for this user come from many clients: slow every
+            // check down, refuse none.
+            tokio::time::sleep(limit::BRAKE_DELAY).await;
         }
         match self.check_password(&username, field("password")).await {
-            Checked::SignedIn(payload) => self.signed_in(payload, &username, &rd, cx.now),
+            Checked::SignedIn(payload) => self.signed_in(payload, &username, &rd, cx),
             Checked::Failed => {
+                self.limits.failed(cx.ip, &canonical, Instant::now());
                 self.metrics.login(LoginResult::failure);
-                info!(user = %username, "sign-in failed");
+                info!(user = %username, client = %cx.ip, request_id = cx.request_id, "sign-in failed");
                 self.login_page(&parts.headers, rd, Some(FAILED), &username, cx)
             }
             Checked::Busy => {
@@ -255,10 +263,11 @@ impl Auth {
     }
 
     /// A fresh session (never the old one: no fixation) and a 303 to `rd`.
-    fn signed_in(&self, mut payload: Map<String, Value>, username: &str, rd: &str, now: u64) -> Response<Body> {
+    fn signed_in(&self, mut payload: Map<String, Value>, username: &str, rd: &str, cx: &Context<'_>) -> Response<Body> {
+        let now = cx.now;
         payload.insert(AUTH_TIME_FIELD.into(), Value::from(now));
         self.metrics.login(LoginResult::success);
-        info!(user = %username, "signed in");
+        info!(user = %username, client = %cx.ip, request_id = cx.request_id, "signed in");
         let mut res = redirect(StatusCode::SEE_OTHER, rd);
         let s = &self.config.session;
         crate::service::set_session(res.headers_mut(), &payload, s, now, &self.metrics);
@@ -267,12 +276,12 @@ impl Auth {
         res
     }
 
-    fn too_many(&self, wait: std::time::Duration, html: bool) -> Response<Body> {
+    fn too_many(&self, wait: Duration, cx: &Context<'_>) -> Response<Body> {
         self.metrics.login(LoginResult::rate_limited);
         let secs = limit::retry_after_secs(wait);
-        warn!(retry_after = secs, "sign-in rate limit reached");
+        warn!(retry_after = secs, client = %cx.ip, request_id = cx.request_id, "sign-in rate limit reached");
         let msg = "Too many sign-in attempts. Please wait a little and try again.";
-        try_again_after(secs, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", msg, html)
+        try_again_after(secs, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", msg, cx.html)
     }
 
     fn logout_page(&self, rd: String, cx: &Context<'_>) -> Response<Body> {
@@ -290,8 +299,7 @@ impl Auth {
             Err(_) => "/".to_string(),
         };
         let mut res = redirect(StatusCode::SEE_OTHER, &rd);
-        res.headers_mut()
-            .append(header::SET_COOKIE, cookie::clear_cookie(&self.config.session.cookie));
+        crate::service::clear_session(res.headers_mut(), &self.config.session);
         res
     }
 

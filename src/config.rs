@@ -57,6 +57,9 @@ pub struct Config {
 pub struct Session {
     /// Cookie name and attributes, checked.
     pub cookie: CookieAttrs,
+    /// The old default cookie (`usher_session`), still read and then
+    /// replaced, when the name defaulted to `__Host-usher_session`.
+    pub legacy_cookie: Option<CookieAttrs>,
     /// First key signs; all verify.
     pub keys: Keys,
     /// Inactivity bound, checked from the signed issue time.

@@ -170,6 +170,39 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: Peer, host: Option<HeaderVal
     }
 }
 
+/// The real client of a request: the TCP peer, or, when the peer is a
+/// trusted proxy, the rightmost `X-Forwarded-For` address that is not one
+/// (each trusted hop appends the address it saw; anything left of the first
+/// untrusted one could be the client's own invention). An entry that does
+/// not parse stops the walk at the last address known good.
+pub fn client_ip(headers: &HeaderMap, peer: IpAddr, trusted: impl Fn(IpAddr) -> bool) -> IpAddr {
+    let peer = peer.to_canonical();
+    if !trusted(peer) {
+        return peer;
+    }
+    let values: Vec<&[u8]> = headers.get_all(X_FORWARDED_FOR).iter().map(HeaderValue::as_bytes).collect();
+    let mut client = peer;
+    for value in values.into_iter().rev() {
+        let Ok(text) = std::str::from_utf8(value) else { return client };
+        for entry in text.rsplit(',') {
+            let Some(ip) = parse_hop(entry.trim()) else { return client };
+            client = ip.to_canonical();
+            if !trusted(client) {
+                return client;
+            }
+        }
+    }
+    client
+}
+
+/// One `X-Forwarded-For` entry: an address, or an address and a port.
+fn parse_hop(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+}
+
 /// Dotted-decimal text of `ip`, as `Display` writes it (no leading zeros).
 fn ipv4_text(ip: Ipv4Addr) -> ArrayText {
     let mut text = ArrayText::default();

@@ -30,19 +30,34 @@ pub enum Decoded {
 }
 
 /// Verify `cookie` (a value, or `name=value`) as the proxy would at `now`.
+/// The old default name (`usher_session`) is tried too, as the proxy does.
 pub fn decode(cfg: &config::Session, cookie: &str, now: u64) -> Decoded {
-    let name = cfg.cookie.name();
     let cookie = cookie.trim();
-    let value = cookie
-        .strip_prefix(name)
-        .and_then(|rest| rest.strip_prefix('='))
-        .unwrap_or(cookie);
+    let names: Vec<&str> = std::iter::once(cfg.cookie.name())
+        .chain(cfg.legacy_cookie.as_ref().map(|c| c.name()))
+        .collect();
+    let named = names.iter().find_map(|n| {
+        let value = cookie.strip_prefix(n)?.strip_prefix('=')?;
+        Some((*n, value))
+    });
     let limits = Limits {
         max_age: cfg.max_age.as_secs(),
         max_lifetime: cfg.max_lifetime.map(|d| d.as_secs()),
         max_value_len: DEFAULT_MAX_VALUE_LEN,
     };
-    match cfg.format.open(name, value, &cfg.keys, now, &limits) {
+    let open = |name: &str, value: &str| cfg.format.open(name, value, &cfg.keys, now, &limits);
+    let opened = match named {
+        Some((name, value)) => open(name, value),
+        // A bare value: the name is under the MAC, so try each.
+        None => names
+            .iter()
+            .map(|n| open(n, cookie))
+            // A signature that fails under one name says nothing: prefer
+            // what the other name found.
+            .reduce(|first, next| if matches!(first, Err(Rejected::BadMac)) { next } else { first })
+            .unwrap_or(Err(Rejected::Missing)),
+    };
+    match opened {
         Err(reason) => Decoded::Rejected(reason),
         Ok(opened) => {
             let age = now.saturating_sub(opened.issued_at);

@@ -25,6 +25,7 @@ pub mod headers;
 pub mod hop;
 pub mod inspect;
 pub mod live;
+pub mod logfmt;
 pub mod metrics;
 pub mod proxy;
 pub mod redirect;

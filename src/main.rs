@@ -308,11 +308,15 @@ fn exit_code(served: anyhow::Result<()>) -> ExitCode {
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a person at a terminal, never into a file or a
+    // log collector.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Human => builder.init(),
+        LogFormat::Human => builder.fmt_fields(usher::logfmt::human_fields()).init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }

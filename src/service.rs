@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderMap, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Uri};
+use http::uri::{PathAndQuery, Uri};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::{Either, Limited};
 use tracing::{Level, debug, event};
@@ -34,8 +34,9 @@ use crate::{guard, respond, target};
 mod carrier;
 mod decide;
 mod forward;
+mod request_id;
 
-pub use carrier::set as set_session;
+pub use carrier::{clear as clear_session, set as set_session};
 pub use decide::identity;
 
 /// Everything a request needs, built once at startup and shared.
@@ -104,18 +105,26 @@ impl Service {
     pub async fn handle(&self, req: Request<RequestBody>, conn: Connection) -> Response<Body> {
         let started = Instant::now();
         let html = respond::wants_html(req.method(), req.headers());
+        let proxies = &self.config.server.trusted_proxies;
+        let trusted = proxies.contains(conn.remote.ip());
         let mut trace = Trace {
             enabled: tracing::enabled!(target: "usher::access", Level::INFO),
-            ..Trace::default()
+            request_id: request_id::of(req.headers(), trusted),
+            client: hop::client_ip(req.headers(), conn.remote.ip(), |ip| proxies.contains(ip)),
+            trusted,
+            user: None,
+            upstream: None,
         };
         // Copied for the access line only when it will be written.
         let request_line = trace
             .enabled
             .then(|| (req.method().clone(), req.uri().path().to_owned()));
-        let res = match self.pipeline(req, conn, html, &mut trace).await {
+        let mut res = match self.pipeline(req, conn, html, &mut trace).await {
             Ok(res) => res,
-            Err(e) => error_response(&e, html),
+            Err(e) => error_response(&e, html, &trace),
         };
+        res.headers_mut()
+            .insert(request_id::X_REQUEST_ID, trace.request_id.clone());
         let took = started.elapsed();
         self.metrics.request(res.status().as_u16(), took);
         if let Some(up) = trace.upstream {
@@ -128,6 +137,8 @@ impl Service {
             method = %method,
             path = %path,
             status = res.status().as_u16(),
+            client = %trace.client,
+            request_id = request_id::text(&trace.request_id),
             micros = took.as_micros() as u64,
             upstream_micros = trace.upstream.map(|d| d.as_micros() as u64),
             user = trace.user.as_deref(),
@@ -177,7 +188,7 @@ impl Service {
         let cross_site = session.cross_site_guard
             && guard::is_unsafe(&parts.method)
             && guard::is_cross_site(&parts.headers, host.as_ref().and_then(|h| h.to_str().ok()));
-        let trusted = self.config.server.trusted_proxies.contains(conn.remote.ip());
+        let trusted = trace.trusted;
         if let Some(endpoint) = self.endpoint(target.path()) {
             if endpoint == "/auth" && matches!(parts.method, Method::GET | Method::HEAD) {
                 // The guard here applies to the described request, not this GET.
@@ -187,7 +198,8 @@ impl Service {
                 return Ok(decide::cross_site(html));
             }
             let cx = auth::Context {
-                ip: conn.remote.ip(),
+                ip: trace.client,
+                request_id: request_id::text(&trace.request_id),
                 session: found.session.as_ref(),
                 issued_at: found.issued_at,
                 now,
@@ -198,6 +210,9 @@ impl Service {
         // usher's own cookie never reaches the app; an app-format cookie does.
         if !session.format.shared_with_app() {
             cookie::strip(&mut parts.headers, session.cookie.name());
+            if let Some(old) = &session.legacy_cookie {
+                cookie::strip(&mut parts.headers, old.name());
+            }
         }
         // The backend routes on the request line usher judged, nothing else.
         hop::strip_ambiguous(&mut parts.headers);
@@ -222,6 +237,7 @@ impl Service {
             trusted,
         };
         hop::set_forwarded(&mut parts.headers, peer, host.clone());
+        parts.headers.insert(request_id::X_REQUEST_ID, trace.request_id.clone());
         self.plan.inject(&mut parts.headers, found.session.as_ref());
         if let Some(protocol) = upgrade.clone() {
             hop::restore_upgrade(&mut parts.headers, protocol);
@@ -293,14 +309,11 @@ impl Service {
             _ => self.upstream_host.clone(),
         };
         if self.upstream.wants_absolute_uri() {
-            // HTTP/2 names the host in `:authority` only: a `Host` header
-            // beside it is a duplicate to servers such as nginx.
+            // HTTP/2 names the host in `:authority` only (the upstream's, which
+            // the pooled client connects to): a `Host` header beside it is a
+            // duplicate to servers such as nginx. The client's host still
+            // travels in `X-Forwarded-Host`.
             parts.headers.remove(header::HOST);
-            if let Ok(authority) = Authority::try_from(host.as_bytes()) {
-                let mut uri = std::mem::take(&mut parts.uri).into_parts();
-                uri.authority = Some(authority);
-                parts.uri = Uri::from_parts(uri).map_err(|_| RequestError::Internal)?;
-            }
             return Ok(());
         }
         parts.headers.insert(header::HOST, host);
@@ -348,21 +361,28 @@ fn client_host(req: &Request<RequestBody>) -> Option<HeaderValue> {
         .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
 }
 
-fn error_response(e: &RequestError, html: bool) -> Response<Body> {
+fn error_response(e: &RequestError, html: bool, trace: &Trace) -> Response<Body> {
     let (status, code, message) = e.describe();
+    let (client, id) = (trace.client, request_id::text(&trace.request_id));
     match e.fault() {
-        Fault::Client => debug!(error = %e, "request refused"),
-        Fault::Upstream => event!(Level::WARN, error = %e, "upstream failure"),
-        Fault::Usher => event!(Level::ERROR, error = %e, "internal failure"),
+        Fault::Client => debug!(error = %e, %client, request_id = id, "request refused"),
+        Fault::Upstream => event!(Level::WARN, error = %e, %client, request_id = id, "upstream failure"),
+        Fault::Usher => event!(Level::ERROR, error = %e, %client, request_id = id, "internal failure"),
     }
     respond::error(status, code, message, html)
 }
 
 /// What the access log line reports beyond the request and status.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Trace {
     /// Whether the access line will be written (else nothing is copied for it).
     enabled: bool,
+    /// `X-Request-Id`: a trusted proxy's, else made here.
+    request_id: HeaderValue,
+    /// The real client (see [`hop::client_ip`]).
+    client: std::net::IpAddr,
+    /// Whether the TCP peer is a trusted proxy.
+    trusted: bool,
     /// The signed-in user, if any.
     user: Option<String>,
     /// How long the upstream took to send its response head.

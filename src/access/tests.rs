@@ -304,7 +304,8 @@ fn case_is_folded_in_both_modes() {
         let policy = Policy::new(rules.clone(), Allow::Anyone, case_insensitive);
         check(&policy, Method::GET, "/Admin/x", BOB, (Forbidden, Some(0)));
         check(&policy, Method::GET, "/ADMIN;x", BOB, (Forbidden, Some(0)));
-        check(&policy, Method::GET, "/ADMIN", ALICE, (Yes, Some(0)));
+        // On a tie the as-written reading names the rule (here: none).
+        check(&policy, Method::GET, "/ADMIN", ALICE, (Yes, None));
     }
     // A rule spelt with capitals covers the lower-case spelling too.
     let policy = Policy::new(vec![rule("/Admin/**", Allow::Nobody)], Allow::Anyone, false);

@@ -1,19 +1,42 @@
-//! Brute-force limits on sign-in: per client IP and per canonical user
-//! name, each a token bucket (governor). A refused attempt reports how long
-//! to wait, for `Retry-After`.
+//! Brute-force limits on sign-in (SPEC §4), counted in failures only.
+//!
+//! Three leaky buckets, each filled by one failed credential check (a wrong
+//! password or an unknown user; never a success, a CSRF failure or a
+//! malformed form) and drained evenly over a minute:
+//!
+//! - per client (`login.ip_attempts_per_minute`): the real client address,
+//!   read from `X-Forwarded-For` when the peer is a trusted proxy, so that
+//!   users behind one front proxy do not share one bucket;
+//! - per user name *and* client (`login.user_attempts_per_minute`): one
+//!   client guessing one user's password is stopped, while the same user
+//!   signing in from elsewhere is not locked out by it;
+//! - per user name across all clients: a *brake*, never a refusal. Once a
+//!   user has more failures in a minute than [`BRAKE_FACTOR`] times the
+//!   per-user limit (a guess spread over many addresses), every check for
+//!   that user waits [`BRAKE_DELAY`] first. A correct password from a
+//!   client that has not failed still signs in.
+//!
+//! A full bucket refuses further attempts (429) and says how long until one
+//! more would be accepted, for `Retry-After`. Pure apart from the lock:
+//! every method takes `now`.
 
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+/// The per-user brake engages past this many times the per-user limit.
+pub const BRAKE_FACTOR: u32 = 4;
+/// How long a braked check waits before it runs.
+pub const BRAKE_DELAY: Duration = Duration::from_secs(1);
 
-/// The two limiters.
+/// The three buckets of every client and user name seen recently.
 pub struct Limits {
-    by_ip: DefaultKeyedRateLimiter<IpAddr>,
-    by_user: DefaultKeyedRateLimiter<String>,
-    clock: DefaultClock,
+    by_client: Buckets<IpAddr>,
+    by_user_client: Buckets<(String, IpAddr)>,
+    by_user: Buckets<String>,
     quotas: (NonZeroU32, NonZeroU32),
 }
 
@@ -24,40 +47,115 @@ impl std::fmt::Debug for Limits {
 }
 
 impl Limits {
-    /// Allow `per_ip` and `per_user` attempts a minute (as bursts, refilled
-    /// evenly over the minute).
-    pub fn new(per_ip: NonZeroU32, per_user: NonZeroU32) -> Limits {
+    /// Allow `per_client` failures a minute from one client and `per_user`
+    /// for one user name from one client.
+    pub fn new(per_client: NonZeroU32, per_user: NonZeroU32) -> Limits {
+        let brake = per_user.saturating_mul(NonZeroU32::new(BRAKE_FACTOR).unwrap_or(NonZeroU32::MIN));
         Limits {
-            by_ip: RateLimiter::keyed(Quota::per_minute(per_ip)),
-            by_user: RateLimiter::keyed(Quota::per_minute(per_user)),
-            clock: DefaultClock::default(),
-            quotas: (per_ip, per_user),
+            by_client: Buckets::new(per_client),
+            by_user_client: Buckets::new(per_user),
+            by_user: Buckets::new(brake),
+            quotas: (per_client, per_user),
         }
     }
 
-    /// The attempts a minute these buckets allow: per IP, per user.
+    /// The failures a minute these buckets allow: per client, per user.
     pub fn quotas(&self) -> (NonZeroU32, NonZeroU32) {
         self.quotas
     }
 
-    /// Count an attempt from `ip`; `Err(wait)` when over the limit.
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), Duration> {
-        self.by_ip
-            .check_key(&ip.to_canonical())
-            .map_err(|n| n.wait_time_from(self.clock.now()))
+    /// Whether `client` may try a password for `user` (canonical name)
+    /// now, without counting anything; `Err(wait)` when a bucket is full.
+    pub fn allowed(&self, client: IpAddr, user: &str, now: Instant) -> Result<(), Duration> {
+        let client = client.to_canonical();
+        let by_client = self.by_client.wait(&client, now);
+        let by_user = self.by_user_client.wait(&(user.to_string(), client), now);
+        match by_client.max(by_user) {
+            Duration::ZERO => Ok(()),
+            wait => Err(wait),
+        }
     }
 
-    /// Count an attempt for `user` (canonical name); `Err(wait)` when over.
-    pub fn check_user(&self, user: &str) -> Result<(), Duration> {
-        self.by_user
-            .check_key(&user.to_string())
-            .map_err(|n| n.wait_time_from(self.clock.now()))
+    /// Whether checks for `user` are braked now (see the module docs).
+    pub fn braked(&self, user: &str, now: Instant) -> bool {
+        self.by_user.wait(&user.to_string(), now) > Duration::ZERO
     }
 
-    /// Forget keys whose buckets are full again, bounding memory.
-    pub fn forget_idle(&self) {
-        self.by_ip.retain_recent();
-        self.by_user.retain_recent();
+    /// Count one failed check of `user`'s password from `client`.
+    pub fn failed(&self, client: IpAddr, user: &str, now: Instant) {
+        let client = client.to_canonical();
+        self.by_client.fill(client, now);
+        self.by_user_client.fill((user.to_string(), client), now);
+        self.by_user.fill(user.to_string(), now);
+    }
+
+    /// Forget buckets that have drained empty, bounding memory.
+    pub fn forget_idle(&self, now: Instant) {
+        self.by_client.forget_empty(now);
+        self.by_user_client.forget_empty(now);
+        self.by_user.forget_empty(now);
+    }
+}
+
+/// Leaky buckets by key: each failure adds one, `per_minute` drain away
+/// each minute, a bucket holding `per_minute` is full.
+struct Buckets<K> {
+    per_minute: f64,
+    levels: Mutex<HashMap<K, Level>>,
+}
+
+/// A bucket's level as of `at`.
+#[derive(Clone, Copy)]
+struct Level {
+    failures: f64,
+    at: Instant,
+}
+
+impl<K: Hash + Eq> Buckets<K> {
+    fn new(per_minute: NonZeroU32) -> Self {
+        Buckets {
+            per_minute: f64::from(per_minute.get()),
+            levels: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Failures drained per second.
+    fn rate(&self) -> f64 {
+        self.per_minute / 60.0
+    }
+
+    fn level_now(&self, level: Level, now: Instant) -> f64 {
+        let drained = now.saturating_duration_since(level.at).as_secs_f64() * self.rate();
+        (level.failures - drained).max(0.0)
+    }
+
+    /// How long until one more failure fits; zero when it fits now.
+    fn wait(&self, key: &K, now: Instant) -> Duration {
+        let levels = self.levels.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(level) = levels.get(key) else {
+            return Duration::ZERO;
+        };
+        let over = self.level_now(*level, now) + 1.0 - self.per_minute;
+        if over <= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(over / self.rate())
+        }
+    }
+
+    fn fill(&self, key: K, now: Instant) {
+        let mut levels = self.levels.lock().unwrap_or_else(PoisonError::into_inner);
+        let level = levels.get(&key).map_or(0.0, |l| self.level_now(*l, now));
+        let failures = (level + 1.0).min(self.per_minute);
+        levels.insert(key, Level { failures, at: now });
+    }
+
+    fn forget_empty(&self, now: Instant) {
+        let mut levels = self.levels.lock().unwrap_or_else(PoisonError::into_inner);
+        levels.retain(|_, level| {
+            let drained = now.saturating_duration_since(level.at).as_secs_f64() * self.per_minute / 60.0;
+            drained < level.failures
+        });
     }
 }
 
@@ -67,31 +165,4 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn limits_apply_per_key() {
-        let n = |v| NonZeroU32::new(v).expect("non-zero");
-        let l = Limits::new(n(3), n(2));
-        let ip: IpAddr = "192.0.2.1".parse().expect("ip");
-        assert!((0..3).all(|_| l.check_ip(ip).is_ok()));
-        let wait = l.check_ip(ip).expect_err("fourth attempt refused");
-        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(20), "{wait:?}");
-        assert!(
-            l.check_ip("192.0.2.2".parse().expect("ip")).is_ok(),
-            "other IPs unaffected"
-        );
-        assert!(l.check_user("alice").is_ok() && l.check_user("alice").is_ok());
-        assert!(l.check_user("alice").is_err());
-        assert!(l.check_user("bob").is_ok());
-    }
-
-    #[test]
-    fn retry_after_rounds_up() {
-        assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
-        assert_eq!(retry_after_secs(Duration::ZERO), 1);
-        assert_eq!(retry_after_secs(Duration::from_millis(19_500)), 20);
-        assert_eq!(retry_after_secs(Duration::from_secs(20)), 20);
-    }
-}
+mod tests;

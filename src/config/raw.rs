@@ -1,9 +1,11 @@
 //! Serde structs that mirror the TOML file one to one.
 //!
 //! No logic lives here: every field is optional or defaulted text so that
-//! `validate` can report every problem at once, naming the key. Every struct
-//! denies unknown fields, because a misspelt security setting must stop the
-//! proxy rather than be ignored. Only `config::validate` imports this module.
+//! `validate` can report every problem at once, naming the key. Unknown
+//! keys are not refused here but collected by `validate` (serde_ignored)
+//! and reported, all of them, as problems: a misspelt security setting
+//! stops the proxy rather than being ignored. Only `config::validate`
+//! imports this module.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +13,6 @@ use serde::Deserialize;
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawConfig {
     #[serde(default)]
     pub server: RawServer,
@@ -35,7 +36,6 @@ pub struct RawConfig {
 
 /// `[forward_auth]`
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawForwardAuth {
     pub allowed_hosts: Option<Vec<String>>,
     pub allow_http: Option<bool>,
@@ -44,7 +44,6 @@ pub struct RawForwardAuth {
 
 /// `[server]`
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub listen: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
@@ -63,21 +62,18 @@ pub struct RawServer {
 
 /// `[admin]`
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     pub listen: Option<String>,
 }
 
 /// `[log]`
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawLog {
     pub format: Option<String>,
 }
 
 /// `[upstream]`
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawUpstream {
     pub url: Option<String>,
     pub connect_timeout: Option<String>,
@@ -92,7 +88,6 @@ pub struct RawUpstream {
 
 /// `[session]`
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawSession {
     pub cookie_name: Option<String>,
     pub secret_keys_file: Option<String>,
@@ -113,7 +108,6 @@ pub struct RawSession {
 
 /// `[session.upstream]`
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawSessionWrites {
     pub header: Option<String>,
     pub writable: Option<Vec<String>>,
@@ -121,7 +115,6 @@ pub struct RawSessionWrites {
 
 /// `[login]`
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawLogin {
     pub htpasswd_file: Option<String>,
     pub app_name: Option<String>,
@@ -133,7 +126,6 @@ pub struct RawLogin {
 
 /// One `[[users]]` entry.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawUser {
     pub name: Option<String>,
     pub password_hash: Option<String>,
@@ -144,7 +136,6 @@ pub struct RawUser {
 
 /// `[access]`
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawAccess {
     pub default: Option<String>,
     pub case_insensitive: Option<bool>,
@@ -154,7 +145,6 @@ pub struct RawAccess {
 
 /// One `[[access.rules]]` entry.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawRule {
     pub path: Option<String>,
     pub allow: Option<String>,

@@ -63,14 +63,33 @@ impl std::error::Error for ConfigError {}
 
 /// Parse and validate configuration text.
 pub fn from_toml_str(text: &str, env: &Environment<'_>) -> Result<Config, ConfigError> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| syntax_error(text, &e))?;
+    let document = toml::Deserializer::parse(text).map_err(|e| syntax_error(text, &e))?;
+    // Every unknown key is collected, so `check` names them all at once
+    // together with every other problem.
+    let mut unknown = Vec::new();
+    let raw: RawConfig = serde_ignored::deserialize(document, |path| unknown.push(path.to_string()))
+        .map_err(|e| syntax_error(text, &e))?;
     let mut problems = Problems::default();
+    for path in &unknown {
+        let message = format!(
+            "unknown key at {}; a misspelt setting must not be silently ignored",
+            locate_key(text, path)
+        );
+        problems.push(path, message);
+    }
     let mut warnings = Vec::new();
     let server = server(&raw.server, &mut problems);
     let upstream = upstream(&raw.upstream, &mut problems);
     let session = session::session(&raw.session, env, &mut problems, &mut warnings);
     let login = login::login(&raw.login, &raw.users, env, &mut problems);
     let access = access::access(&raw.access, &mut problems);
+    if raw.access.case_insensitive.is_some() {
+        warnings.push(
+            "access.case_insensitive no longer changes anything: every path is judged as written and \
+             case-folded, the stricter decision applies; the key can be removed"
+                .into(),
+        );
+    }
     let forward_auth = forward_auth(&raw.forward_auth, &mut problems);
     let admin = admin(raw.admin.as_ref(), &mut problems);
     let log = log(&raw.log, &mut problems);
@@ -416,6 +435,33 @@ fn syntax_error(text: &str, err: &toml::de::Error) -> ConfigError {
         location,
         message: hide_quoted(err.message()),
     }
+}
+
+/// `line N` of the key `path` (`section.key`, as serde_ignored names it),
+/// or `the file` when it cannot be found: the last path segment written as
+/// a key under a table header that starts with the first segment.
+fn locate_key(text: &str, path: &str) -> String {
+    let segments: Vec<&str> = path.split('.').filter(|s| *s != "?" && s.parse::<usize>().is_err()).collect();
+    let (Some(first), Some(last)) = (segments.first(), segments.last()) else {
+        return "the file".into();
+    };
+    let mut section = String::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            section = line.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            if segments.len() == 1 && section == *first {
+                return format!("line {}", n + 1);
+            }
+            continue;
+        }
+        let key = line.split_once('=').map(|(k, _)| k.trim().trim_matches('"'));
+        let in_section = segments.len() == 1 || section.split('.').next() == Some(*first);
+        if key == Some(*last) && in_section {
+            return format!("line {}", n + 1);
+        }
+    }
+    "the file".into()
 }
 
 /// `line N (key section.key)` for a byte offset into the file.

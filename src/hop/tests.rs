@@ -187,3 +187,26 @@ fn only_listed_upgrades_pass_and_h2c_settings_never_do() {
     strip_hop_by_hop(&mut h);
     assert!(h.is_empty(), "HTTP2-Settings is removed even when Connection does not name it");
 }
+
+/// Attack review of 9e8e3e0: behind the documented nginx every user shared
+/// the front proxy's sign-in bucket. The real client comes from
+/// `X-Forwarded-For`, believed only as far as trusted hops wrote it.
+#[test]
+fn the_real_client_is_the_rightmost_untrusted_hop() {
+    let proxy: IpAddr = "10.0.0.1".parse().expect("ip");
+    let trusted = |ip: IpAddr| ip.to_string().starts_with("10.");
+    let check = |xff: &[&str], peer: IpAddr, want: &str| {
+        let h = map(&xff.iter().map(|v| ("x-forwarded-for", *v)).collect::<Vec<_>>());
+        assert_eq!(client_ip(&h, peer, trusted).to_string(), want, "{xff:?} from {peer}");
+    };
+    check(&["203.0.113.9"], proxy, "203.0.113.9");
+    check(&["6.6.6.6, 203.0.113.9"], proxy, "203.0.113.9");
+    check(&["6.6.6.6, 203.0.113.9, 10.0.0.2"], proxy, "203.0.113.9");
+    check(&["6.6.6.6", "203.0.113.9"], proxy, "203.0.113.9");
+    check(&["203.0.113.9:4711"], proxy, "203.0.113.9");
+    check(&["[2001:db8::1]:4711"], proxy, "2001:db8::1");
+    check(&["junk, 10.0.0.3"], proxy, "10.0.0.3");
+    check(&[], proxy, "10.0.0.1");
+    let stranger: IpAddr = "198.51.100.1".parse().expect("ip");
+    check(&["203.0.113.9"], stranger, "198.51.100.1");
+}

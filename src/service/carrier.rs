@@ -28,6 +28,8 @@ pub struct Found {
     clear: bool,
     /// A session cookie was sent, readable or not.
     sent: bool,
+    /// It came under the old default name: clear that one on the response.
+    legacy: bool,
     /// When the verified session was issued (0 without one).
     pub issued_at: u64,
 }
@@ -46,14 +48,22 @@ pub fn read(headers: &HeaderMap, cfg: &config::Session, now: u64, metrics: &Metr
         max_lifetime: cfg.max_lifetime.map(|d| d.as_secs()),
         max_value_len: DEFAULT_MAX_VALUE_LEN,
     };
-    let name = cfg.cookie.name();
-    let opened = cookie::find(headers, name).and_then(|value| cfg.format.open(name, value, &cfg.keys, now, &limits));
+    let open = |name: &str| cookie::find(headers, name).and_then(|value| cfg.format.open(name, value, &cfg.keys, now, &limits));
+    let mut legacy = false;
+    let mut opened = open(cfg.cookie.name());
+    if let (Err(Rejected::Missing), Some(old)) = (&opened, &cfg.legacy_cookie) {
+        // Signed before the default name moved to `__Host-`: read it once,
+        // then move it over (re-issue under the new name, clear the old).
+        opened = open(old.name());
+        legacy = opened.is_ok();
+    }
     match opened {
         Ok(o) => Found {
-            refresh: o.stale_key || session::needs_refresh(o.issued_at, now, limits.max_age),
+            refresh: legacy || o.stale_key || session::needs_refresh(o.issued_at, now, limits.max_age),
             session: Some(o.payload),
             clear: false,
             sent: true,
+            legacy,
             issued_at: o.issued_at,
         },
         Err(Rejected::Missing) => Found::default(),
@@ -106,6 +116,9 @@ pub fn write_back(
         Some((bytes, writable)) => Some(patch::apply(found.session.as_ref(), &bytes, writable)),
         None => None,
     };
+    if found.legacy && !matches!(outcome, Some(Outcome::Clear)) {
+        clear_legacy(res, cfg);
+    }
     match outcome {
         Some(Outcome::Clear) => clear(res, cfg),
         Some(Outcome::Update { mut session, ignored }) => {
@@ -165,4 +178,12 @@ pub fn set(res: &mut HeaderMap, session: &Map<String, Value>, cfg: &config::Sess
 /// Append the clearing `Set-Cookie` (same attributes, expired).
 pub fn clear(res: &mut HeaderMap, cfg: &config::Session) {
     res.append(header::SET_COOKIE, cookie::clear_cookie(&cfg.cookie));
+    clear_legacy(res, cfg);
+}
+
+/// Clear the old default cookie, if this configuration reads one.
+fn clear_legacy(res: &mut HeaderMap, cfg: &config::Session) {
+    if let Some(old) = &cfg.legacy_cookie {
+        res.append(header::SET_COOKIE, cookie::clear_cookie(old));
+    }
 }

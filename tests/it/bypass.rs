@@ -36,8 +36,12 @@ const TABLE: &[(&str, u16, Option<&str>)] = &[
     ("/admin%00.html", 400, None),
     ("/public/x%", 400, None),
     ("/public#/../admin", 200, Some("/public")),
-    ("/ADMIN", 200, Some("/ADMIN")),
-    ("/Admin/x", 200, Some("/Admin/x")),
+    // Judged case-folded too (Express routes `/ADMIN` to `/admin`).
+    ("/ADMIN", 401, None),
+    ("/Admin/x", 401, None),
+    ("/admin%3Bx", 400, None),
+    ("/public/%252e%252e/admin", 400, None),
+    ("/public/%252e%252e%252fadmin", 400, None),
     ("/public/admin", 200, Some("/public/admin")),
     ("/administrator", 200, Some("/administrator")),
 ];

@@ -40,7 +40,6 @@ async fn forwarded_target_is_the_normalised_one() {
         ("//admin", "/admin"),
         ("/a/./b//c/", "/a/b/c/"),
         ("/%61dmin", "/admin"),
-        ("/a%3bb", "/a%3Bb"),
         ("/../../etc/passwd", "/etc/passwd"),
         ("http://other.test/abs/../x", "/x"),
         ("/plain;v=1?q", "/plain;v=1?q"),

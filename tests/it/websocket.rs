@@ -99,7 +99,7 @@ async fn bytes_sent_with_the_upgrade_request_are_tunnelled_first() {
             stream.write_all(&buf[..n]).await.expect("echo");
         }
     });
-    let proxy = spawn_proxy(addr, "").await;
+    let proxy = spawn_proxy(addr, "upgrades = [\"websocket\", \"x-echo\"]\n").await;
     let mut client = tokio::net::TcpStream::connect(proxy.addr).await.expect("connect");
     client
         .write_all(b"GET /raw HTTP/1.1\r\nHost: app.test\r\nConnection: upgrade\r\nUpgrade: x-echo\r\n\r\nearly-bytes;")

@@ -77,7 +77,11 @@ pub(super) fn session(
                 .into(),
         );
     }
-    let cookie = cookie(raw, format.unwrap_or(Format::Usher), max_age, p, warnings);
+    let cookies = cookie(raw, format.unwrap_or(Format::Usher), max_age, p, warnings);
+    let (cookie, legacy_cookie) = match cookies {
+        Some((c, legacy)) => (Some(c), legacy),
+        None => (None, None),
+    };
     let csrf_cookie = cookie.as_ref().and_then(|c| csrf_cookie(c, p));
     let forward = forward(raw.forward.as_ref(), p);
     let writes = raw
@@ -87,6 +91,7 @@ pub(super) fn session(
     let writes = if raw.upstream.is_some() { Some(writes?) } else { None };
     Some(Session {
         cookie: cookie?,
+        legacy_cookie,
         keys: keys?,
         max_age: max_age?,
         max_lifetime: lifetime?,
@@ -191,13 +196,19 @@ fn format(raw: Option<&str>, p: &mut Problems) -> Option<Format> {
     }
 }
 
+/// usher's cookie name by default when it can carry the `__Host-` prefix.
+const HOST_DEFAULT_NAME: &str = "__Host-usher_session";
+/// usher's cookie name by default otherwise, and before 0.2.
+const LEGACY_DEFAULT_NAME: &str = "usher_session";
+
+/// The session cookie, and the old default one still read beside it.
 fn cookie(
     raw: &RawSession,
     format: Format,
     max_age: Option<Duration>,
     p: &mut Problems,
     warnings: &mut Vec<String>,
-) -> Option<CookieAttrs> {
+) -> Option<(CookieAttrs, Option<CookieAttrs>)> {
     let same_site = p.check(
         "session.same_site",
         raw.same_site.as_deref(),
@@ -217,24 +228,27 @@ fn cookie(
                 .into(),
         );
     }
-    // The frameworks both call their cookie "session".
-    let default_name = if format.shared_with_app() {
-        "session"
-    } else {
-        "usher_session"
+    let path = raw.path.as_deref().unwrap_or("/");
+    // The frameworks both call their cookie "session". usher's own takes
+    // the `__Host-` prefix when it can (secure, path "/", no domain), so a
+    // sibling subdomain cannot plant one; a cookie under the old default
+    // name is still read and moved over.
+    let host_prefixed = secure && path == "/" && raw.domain.is_none();
+    let default_name = match (format.shared_with_app(), host_prefixed) {
+        (true, _) => "session",
+        (false, true) => HOST_DEFAULT_NAME,
+        (false, false) => LEGACY_DEFAULT_NAME,
     };
     let name = raw.cookie_name.as_deref().unwrap_or(default_name);
-    let path = raw.path.as_deref().unwrap_or("/");
     let max_age_secs = max_age?.as_secs();
-    match CookieAttrs::new(
-        name,
-        secure,
-        same_site?,
-        path,
-        raw.domain.as_deref(),
-        Some(max_age_secs),
-    ) {
-        Ok(attrs) => Some(attrs),
+    let same_site = same_site?;
+    let attrs = |name: &str| CookieAttrs::new(name, secure, same_site, path, raw.domain.as_deref(), Some(max_age_secs));
+    // Only `__Host-usher_session` chosen by default has an old name to read.
+    let legacy = (raw.cookie_name.is_none() && name == HOST_DEFAULT_NAME)
+        .then(|| attrs(LEGACY_DEFAULT_NAME).ok())
+        .flatten();
+    match attrs(name) {
+        Ok(attrs) => Some((attrs, legacy)),
         Err(e) => {
             let key = match e {
                 AttrError::Name(_) | AttrError::HostPrefix(_) | AttrError::SecurePrefix(_) => "session.cookie_name",

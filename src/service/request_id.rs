@@ -1,0 +1,76 @@
+//! `X-Request-Id` (SPEC §3.2): kept from a trusted proxy, else made here;
+//! forwarded upstream, written on the access and sign-in lines, and
+//! returned to the client.
+//!
+//! A made id is a per-process random prefix and a counter: unique without
+//! a system call per request, and it reveals nothing but the order of
+//! requests within one process.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+/// The header's name.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longest id accepted from a trusted proxy.
+const MAX_LEN: usize = 128;
+
+/// The request's id: a trusted proxy's own (one value of printable ASCII,
+/// at most 128 bytes), else a new one.
+pub fn of(headers: &HeaderMap, trusted: bool) -> HeaderValue {
+    let mut given = headers.get_all(X_REQUEST_ID).iter();
+    match (given.next(), given.next()) {
+        (Some(id), None) if trusted && acceptable(id.as_bytes()) => id.clone(),
+        _ => fresh(),
+    }
+}
+
+/// The id as text for a log field (ids are printable ASCII by construction).
+pub fn text(id: &HeaderValue) -> &str {
+    id.to_str().unwrap_or("-")
+}
+
+fn acceptable(id: &[u8]) -> bool {
+    (1..=MAX_LEN).contains(&id.len()) && id.iter().all(|b| (0x21..=0x7e).contains(b))
+}
+
+fn fresh() -> HeaderValue {
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| {
+        let mut bytes = [0u8; 8];
+        // Without the OS RNG the ids are still unique within the process.
+        let _ = getrandom::fill(&mut bytes);
+        u64::from_le_bytes(bytes)
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let text = format!("{prefix:016x}{n:08x}");
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(text)).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(ids: &[&[u8]]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for id in ids {
+            h.append(X_REQUEST_ID, HeaderValue::from_bytes(id).expect("value"));
+        }
+        h
+    }
+
+    #[test]
+    fn a_trusted_proxys_id_is_kept_and_anything_else_replaced() {
+        assert_eq!(of(&with(&[b"abc-123"]), true), "abc-123");
+        let made = of(&with(&[b"abc-123"]), false);
+        assert_ne!(made, "abc-123", "an untrusted client's id is replaced");
+        assert_eq!(made.len(), 24);
+        assert_ne!(of(&with(&[b"two", b"ids"]), true), "two");
+        assert_ne!(of(&with(&[b"has space"]), true), "has space");
+        assert_ne!(of(&with(&[&[b'x'; 129]]), true).len(), 129);
+        assert_ne!(of(&HeaderMap::new(), true), of(&HeaderMap::new(), true), "made ids differ");
+    }
+}
