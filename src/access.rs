@@ -151,7 +151,9 @@ impl Policy {
     /// stricter wins, whatever it says. It is kept so that configurations
     /// that set it still load, and reported by `usher check`.
     pub fn new(rules: Vec<Rule>, default: Allow, case_insensitive: bool) -> Policy {
-        let upper_literals = rules.iter().any(|r| r.pattern.as_str().bytes().any(|b| b.is_ascii_uppercase()));
+        let upper_literals = rules
+            .iter()
+            .any(|r| r.pattern.as_str().bytes().any(|b| b.is_ascii_uppercase()));
         Policy {
             rules,
             default,
@@ -299,7 +301,11 @@ impl Decision {
 
     /// The stricter of `self` and `other`.
     pub fn stricter(self, other: Decision) -> Decision {
-        if other.severity() > self.severity() { other } else { self }
+        if other.severity() > self.severity() {
+            other
+        } else {
+            self
+        }
     }
 }
 

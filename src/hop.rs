@@ -98,7 +98,8 @@ pub fn upgrade_agrees(response: &HeaderMap, asked: &HeaderValue) -> bool {
     let (Some(got), Ok(asked)) = (response.get(header::UPGRADE), asked.to_str()) else {
         return false;
     };
-    got.to_str().is_ok_and(|got| !got.contains(',') && name(got) == name(asked))
+    got.to_str()
+        .is_ok_and(|got| !got.contains(',') && name(got) == name(asked))
 }
 
 /// Remove what a backend could read as a second request line: routing
@@ -113,7 +114,8 @@ pub fn strip_ambiguous(headers: &mut HeaderMap) {
             return ROUTING_OVERRIDES.contains(&n);
         }
         let folded = fold(n);
-        ROUTING_OVERRIDES.contains(&folded.as_str()) || matches!(folded.as_str(), "transfer-encoding" | "content-length")
+        ROUTING_OVERRIDES.contains(&folded.as_str())
+            || matches!(folded.as_str(), "transfer-encoding" | "content-length")
     });
 }
 
@@ -180,12 +182,20 @@ pub fn client_ip(headers: &HeaderMap, peer: IpAddr, trusted: impl Fn(IpAddr) -> 
     if !trusted(peer) {
         return peer;
     }
-    let values: Vec<&[u8]> = headers.get_all(X_FORWARDED_FOR).iter().map(HeaderValue::as_bytes).collect();
+    let values: Vec<&[u8]> = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
     let mut client = peer;
     for value in values.into_iter().rev() {
-        let Ok(text) = std::str::from_utf8(value) else { return client };
+        let Ok(text) = std::str::from_utf8(value) else {
+            return client;
+        };
         for entry in text.rsplit(',') {
-            let Some(ip) = parse_hop(entry.trim()) else { return client };
+            let Some(ip) = parse_hop(entry.trim()) else {
+                return client;
+            };
             client = ip.to_canonical();
             if !trusted(client) {
                 return client;

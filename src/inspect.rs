@@ -54,7 +54,13 @@ pub fn decode(cfg: &config::Session, cookie: &str, now: u64) -> Decoded {
             .map(|n| open(n, cookie))
             // A signature that fails under one name says nothing: prefer
             // what the other name found.
-            .reduce(|first, next| if matches!(first, Err(Rejected::BadMac)) { next } else { first })
+            .reduce(|first, next| {
+                if matches!(first, Err(Rejected::BadMac)) {
+                    next
+                } else {
+                    first
+                }
+            })
             .unwrap_or(Err(Rejected::Missing)),
     };
     match opened {

@@ -12,12 +12,14 @@ use tracing_subscriber::fmt::format::{Writer, debug_fn};
 /// The field formatter of the human format: `name=value` pairs separated
 /// by spaces, the message bare, control characters escaped.
 pub fn human_fields() -> impl for<'w> FormatFields<'w> + Send + Sync + 'static {
-    debug_fn(|w: &mut Writer<'_>, field: &tracing::field::Field, value: &dyn fmt::Debug| {
-        if field.name() != "message" {
-            write!(w, "{}=", field.name())?;
-        }
-        escape_into(w, &format!("{value:?}"))
-    })
+    debug_fn(
+        |w: &mut Writer<'_>, field: &tracing::field::Field, value: &dyn fmt::Debug| {
+            if field.name() != "message" {
+                write!(w, "{}=", field.name())?;
+            }
+            escape_into(w, &format!("{value:?}"))
+        },
+    )
     .delimited(" ")
 }
 
@@ -40,7 +42,11 @@ mod tests {
     #[test]
     fn control_characters_are_escaped() {
         let mut out = String::new();
-        escape_into(&mut out, "alice\n2026-12-02T00:00:00Z INFO signed in user=admin\u{1b}[31m").expect("write");
+        escape_into(
+            &mut out,
+            "alice\n2026-12-02T00:00:00Z INFO signed in user=admin\u{1b}[31m",
+        )
+        .expect("write");
         assert_eq!(out, "alice\\n2026-12-02T00:00:00Z INFO signed in user=admin\\u{1b}[31m");
         assert!(!out.contains('\n') && !out.contains('\u{1b}'));
         let mut plain = String::new();

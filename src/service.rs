@@ -321,6 +321,13 @@ impl Service {
     }
 }
 
+/// The forward-auth description, for the fuzz target; not part of usher's
+/// interface.
+#[doc(hidden)]
+pub fn fuzz_describe(headers: &HeaderMap, policy: &crate::access::Policy) {
+    forward::fuzz(headers, policy);
+}
+
 /// Refuse what backends could read differently from usher (SPEC §3.1): a
 /// method with a lower-case letter (Flask upper-cases it and runs the
 /// method a rule did not judge), two `Host` headers, or none on HTTP/1.1.

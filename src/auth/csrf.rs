@@ -112,7 +112,10 @@ mod tests {
         assert!(verify(&ks, &c, &t, 1000));
         assert!(verify(&ks, &c, &t, 1000 + TOKEN_LIFETIME));
         assert!(!verify(&ks, &c, &t, 1001 + TOKEN_LIFETIME), "expired");
-        assert!(!verify(&ks, &cookie_value(&ks, 1000, "nonce2"), &t, 1000), "other cookie");
+        assert!(
+            !verify(&ks, &cookie_value(&ks, 1000, "nonce2"), &t, 1000),
+            "other cookie"
+        );
         assert!(!verify(&ks, &c, "", 1000));
         assert!(!verify(&ks, &c, "!!!", 1000));
         assert!(!verify(&ks, "garbage", &t, 1000));

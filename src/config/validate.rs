@@ -283,7 +283,11 @@ fn upgrade_tokens(list: &[String]) -> Result<Vec<String>, String> {
     list.iter()
         .map(|t| {
             let name = t.split('/').next().unwrap_or("");
-            let token = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            let token = |s: &str| {
+                !s.is_empty()
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+            };
             if !token(name) || !t.split('/').all(token) || t.matches('/').count() > 1 {
                 Err(format!("expected protocol names such as \"websocket\", got {t:?}"))
             } else if name.eq_ignore_ascii_case("h2c") {
@@ -441,7 +445,10 @@ fn syntax_error(text: &str, err: &toml::de::Error) -> ConfigError {
 /// or `the file` when it cannot be found: the last path segment written as
 /// a key under a table header that starts with the first segment.
 fn locate_key(text: &str, path: &str) -> String {
-    let segments: Vec<&str> = path.split('.').filter(|s| *s != "?" && s.parse::<usize>().is_err()).collect();
+    let segments: Vec<&str> = path
+        .split('.')
+        .filter(|s| *s != "?" && s.parse::<usize>().is_err())
+        .collect();
     let (Some(first), Some(last)) = (segments.first(), segments.last()) else {
         return "the file".into();
     };

@@ -171,7 +171,10 @@ fn only_listed_upgrades_pass_and_h2c_settings_never_do() {
     let v = |s: &str| HeaderValue::from_str(s).expect("value");
     assert_eq!(permitted_upgrade(&v("websocket"), &allowed), Some(v("websocket")));
     assert_eq!(permitted_upgrade(&v("WebSocket"), &allowed), Some(v("WebSocket")));
-    assert_eq!(permitted_upgrade(&v("h2c, websocket/13"), &allowed), Some(v("websocket/13")));
+    assert_eq!(
+        permitted_upgrade(&v("h2c, websocket/13"), &allowed),
+        Some(v("websocket/13"))
+    );
     assert_eq!(permitted_upgrade(&v("h2c"), &allowed), None);
     assert_eq!(permitted_upgrade(&v("TLS/1.0"), &allowed), None);
     let mut res = map(&[("upgrade", "websocket")]);
@@ -180,12 +183,19 @@ fn only_listed_upgrades_pass_and_h2c_settings_never_do() {
     res.insert(header::UPGRADE, v("websocket, h2c"));
     assert!(!upgrade_agrees(&res, &v("websocket")));
     assert!(!upgrade_agrees(&HeaderMap::new(), &v("websocket")));
-    let mut h = map(&[("connection", "Upgrade, HTTP2-Settings"), ("upgrade", "h2c"), ("http2-settings", "AAMAAABkAAQAAP__")]);
+    let mut h = map(&[
+        ("connection", "Upgrade, HTTP2-Settings"),
+        ("upgrade", "h2c"),
+        ("http2-settings", "AAMAAABkAAQAAP__"),
+    ]);
     strip_hop_by_hop(&mut h);
     assert!(h.is_empty(), "{h:?}");
     let mut h = map(&[("http2-settings", "AAMAAABkAAQAAP__")]);
     strip_hop_by_hop(&mut h);
-    assert!(h.is_empty(), "HTTP2-Settings is removed even when Connection does not name it");
+    assert!(
+        h.is_empty(),
+        "HTTP2-Settings is removed even when Connection does not name it"
+    );
 }
 
 /// Attack review of 9e8e3e0: behind the documented nginx every user shared

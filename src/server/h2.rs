@@ -53,7 +53,11 @@ impl Job {
                 let open = Open::new(Arc::clone(&streams));
                 let turn = streams.turn().await;
                 let res = service.handle(req.map(|body| RequestBody::new(body, None)), conn).await;
-                Ok::<_, Infallible>(res.map(|body| Counted { body, open, _turn: turn }))
+                Ok::<_, Infallible>(res.map(|body| Counted {
+                    body,
+                    open,
+                    _turn: turn,
+                }))
             }
         });
         let mut served = Box::pin(self.auto.serve_connection_with_upgrades(TokioIo::new(io), hyper_svc));
@@ -75,9 +79,10 @@ impl Job {
                     Verdict::Idle => {
                         debug!(remote = %conn.remote, "HTTP/2 connection idle; closing");
                         served.as_mut().graceful_shutdown();
-                        // A client that reads nothing cannot hold the
-                        // GOAWAY up for longer than a write may wait.
-                        match tokio::time::timeout(self.write_timeout, served.as_mut()).await {
+                        // The GOAWAY waits for the client to answer a PING; a
+                        // client that never does is closed after
+                        // header_read_timeout.
+                        match tokio::time::timeout(self.header_read_timeout, served.as_mut()).await {
                             Ok(r) => break r,
                             Err(_) => return,
                         }

@@ -48,7 +48,9 @@ pub fn read(headers: &HeaderMap, cfg: &config::Session, now: u64, metrics: &Metr
         max_lifetime: cfg.max_lifetime.map(|d| d.as_secs()),
         max_value_len: DEFAULT_MAX_VALUE_LEN,
     };
-    let open = |name: &str| cookie::find(headers, name).and_then(|value| cfg.format.open(name, value, &cfg.keys, now, &limits));
+    let open = |name: &str| {
+        cookie::find(headers, name).and_then(|value| cfg.format.open(name, value, &cfg.keys, now, &limits))
+    };
     let mut legacy = false;
     let mut opened = open(cfg.cookie.name());
     if let (Err(Rejected::Missing), Some(old)) = (&opened, &cfg.legacy_cookie) {

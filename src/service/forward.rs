@@ -113,7 +113,10 @@ impl Service {
         // The front proxy forwards its own raw target, not usher's
         // normalised one: judge both, the stricter wins.
         let paths = [d.target.path(), d.raw_path.as_str()];
-        let decision = self.config.access.decide_described(d.method.as_ref(), &paths, who.as_ref());
+        let decision = self
+            .config
+            .access
+            .decide_described(d.method.as_ref(), &paths, who.as_ref());
         match decision {
             Decision::Allow => {
                 let mut res = Response::new(body::empty());
@@ -181,7 +184,10 @@ fn describe(headers: &HeaderMap) -> Result<Described, RequestError> {
         None => None,
         Some(m) => Some(Method::from_bytes(m.as_bytes()).map_err(|_| RequestError::BadForwardedRequest)?),
     };
-    if method.as_ref().is_some_and(|m| m.as_str().bytes().any(|b| b.is_ascii_lowercase())) {
+    if method
+        .as_ref()
+        .is_some_and(|m| m.as_str().bytes().any(|b| b.is_ascii_lowercase()))
+    {
         return Err(RequestError::BadMethod);
     }
     let (uri, url_host, url_proto) = described_uri(headers)?;
@@ -221,4 +227,18 @@ fn described_uri(headers: &HeaderMap) -> Result<(Uri, Option<String>, Option<Str
         }
     }
     found.ok_or(RequestError::BadForwardedRequest)
+}
+
+/// For `fuzzing::forward_auth`: describe the request the headers give, and
+/// decide it for a signed-out client; an allowed answer must be allowed for
+/// each spelling of the path alone.
+pub(super) fn fuzz(headers: &HeaderMap, policy: &crate::access::Policy) {
+    let Ok(d) = describe(headers) else { return };
+    let paths = [d.target.path(), d.raw_path.as_str()];
+    if policy.decide_described(d.method.as_ref(), &paths, None) == Decision::Allow {
+        for path in paths {
+            let alone = policy.decide_described(d.method.as_ref(), &[path], None);
+            assert_eq!(alone, Decision::Allow, "{path:?}");
+        }
+    }
 }

@@ -71,6 +71,10 @@ mod tests {
         assert_ne!(of(&with(&[b"two", b"ids"]), true), "two");
         assert_ne!(of(&with(&[b"has space"]), true), "has space");
         assert_ne!(of(&with(&[&[b'x'; 129]]), true).len(), 129);
-        assert_ne!(of(&HeaderMap::new(), true), of(&HeaderMap::new(), true), "made ids differ");
+        assert_ne!(
+            of(&HeaderMap::new(), true),
+            of(&HeaderMap::new(), true),
+            "made ids differ"
+        );
     }
 }

@@ -9,6 +9,8 @@ mod demo; // `usher demo` end to end: sign-in, cart, preferences, login page
 mod forward_auth; // /.usher/auth decisions in-process, absolute rd allow-list
 mod forwarding; // what the upstream sees: methods, bodies, hosts, X-Forwarded-*
 mod front_proxies; // the same check behind real nginx, Caddy and Traefik, from docs/forward-auth
+mod fuzz_corpus; // the fuzz targets' bodies over fuzz/corpus and fuzz/artifacts
+mod hardening; // issue 15's regressions: methods, case, upgrades, HTTP/2 limits, hygiene, cookies
 mod keepalive; // plain HTTP/1.1 between requests: reuse, pipelining, unread bodies, idle limits
 mod login; // sign-in journeys, brute-force limits, htpasswd, cross-site guard
 mod migrate; // real FastAPI and Flask apps behind usher share their session cookie

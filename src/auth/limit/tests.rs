@@ -35,7 +35,10 @@ fn a_user_is_limited_per_client_not_everywhere() {
     l.failed(attacker, "alice", t);
     assert!(l.allowed(attacker, "alice", t).is_err());
     assert!(l.allowed(attacker, "bob", t).is_ok(), "other users unaffected");
-    assert!(l.allowed(owner, "alice", t).is_ok(), "alice's own client is not locked out");
+    assert!(
+        l.allowed(owner, "alice", t).is_ok(),
+        "alice's own client is not locked out"
+    );
     assert!(!l.braked("alice", t), "two failures do not brake");
 }
 

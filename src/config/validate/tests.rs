@@ -139,10 +139,19 @@ fn every_unknown_key_and_every_other_problem_is_reported_at_once() {
                 [[users]]\nname = \"a\"\npasword_hash = \"x\"\n";
     let p = problems(text);
     let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
-    for want in ["server.listn", "upstream.timout", "server.max_connections", "upstream.url"] {
+    for want in [
+        "server.listn",
+        "upstream.timout",
+        "server.max_connections",
+        "upstream.url",
+    ] {
         assert!(keys.contains(&want), "{want} missing from {keys:?}");
     }
-    assert!(keys.iter().any(|k| k.starts_with("users") && k.ends_with("pasword_hash")), "{keys:?}");
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with("users") && k.ends_with("pasword_hash")),
+        "{keys:?}"
+    );
     let timout = p.iter().find(|p| p.key == "upstream.timout").expect("timout");
     assert!(timout.message.contains("line 6"), "{}", timout.message);
 }
