@@ -217,3 +217,56 @@ async fn a_check_without_a_method_is_decided_for_the_strictest_method() {
     assert_eq!(body["error"], "cross_site_request");
     proxy.stop().await;
 }
+
+/// The stock nginx snippet Authelia's guides use sends both X-Original-URL
+/// and X-Forwarded-Uri; one target named twice is accepted, two different
+/// ones are refused.
+#[tokio::test]
+async fn one_target_named_by_two_headers_is_accepted() {
+    let (proxy, _up) = proxy("").await;
+    let c = jar();
+    let both = |uri: &str, url: &str| {
+        c.get(proxy.url("/.usher/auth"))
+            .header("x-forwarded-method", "GET")
+            .header("x-forwarded-uri", uri)
+            .header("x-original-url", url)
+    };
+    let res = both("/public/x?y=1", "https://app.example.com/public/x?y=1")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 200);
+    let res = both("/public/x", "https://app.example.com/private")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 400, "two different targets");
+    proxy.stop().await;
+}
+
+/// Attack review of 9e8e3e0: the front proxy forwards its own raw target,
+/// which usher used to judge only normalised (`/admin/x/../../public/y` was
+/// approved as `/public/y`). Both spellings are judged; the stricter wins.
+#[tokio::test]
+async fn the_raw_described_target_is_judged_too() {
+    let (proxy, _up) = proxy("").await;
+    let c = jar();
+    for uri in [
+        "/admin/x/../../public/y",
+        "/admin/%2e%2e/public/y",
+        "/ADMIN/../public/y",
+    ] {
+        let res = check(&c, &proxy, uri).send().await.expect("send");
+        assert_eq!(res.status(), 401, "{uri}");
+    }
+    assert_eq!(check(&c, &proxy, "/public/y").send().await.expect("send").status(), 200);
+    let res = c
+        .get(proxy.url("/.usher/auth"))
+        .header("x-forwarded-method", "delete")
+        .header("x-forwarded-uri", "/public/y")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 403, "a lower-case described method is refused");
+    proxy.stop().await;
+}

@@ -497,3 +497,38 @@ async fn the_sign_in_page_never_signs_a_planted_form_cookie() {
     assert!(!set.contains("attacker-chosen"), "{set}");
     proxy.stop().await;
 }
+
+/// Attack review of 9e8e3e0: a sign-in user name with a newline or escape
+/// codes forged log lines in the human format. The real binary, its stderr.
+#[tokio::test]
+async fn user_names_cannot_forge_log_lines() {
+    let up = spawn_echo_upstream().await;
+    let hash = usher::auth::users::hash_password("pw").expect("hash");
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://{}\"\n[session]\nsecure = false\n\
+         [access]\ndefault = \"anyone\"\n[[users]]\nname = \"alice\"\npassword_hash = \"{hash}\"\n",
+        up.addr
+    );
+    let usher = crate::support::Usher::start(&["run"], Some(&config));
+    let c = crate::login::jar();
+    let evil = "mallory\n2026-12-02T00:00:00.000000Z  INFO usher::auth: signed in user=admin\u{1b}[2J";
+    let res = crate::login::sign_in_at(&c, &usher.url(""), evil, "x", "/").await;
+    assert_eq!(res.status(), 401);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !usher.log_text().contains("sign-in failed") {
+        assert!(Instant::now() < deadline, "no sign-in line:\n{}", usher.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = usher.log_text();
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-12-02T00:00:00")),
+        "forged line:\n{log}"
+    );
+    assert!(!log.contains('\u{1b}'), "escape code or colour in the log:\n{log}");
+    assert!(log.contains("mallory\\n2026"), "the name is logged, escaped:\n{log}");
+    let line = log.lines().find(|l| l.contains("sign-in failed")).expect("line");
+    assert!(
+        line.contains("client=127.0.0.1") && line.contains("request_id="),
+        "{line}"
+    );
+}

@@ -447,3 +447,63 @@ async fn password_checks_take_turns() {
     assert!((1..=2).contains(&peak), "{peak} checks ran at once");
     proxy.stop().await;
 }
+
+/// A browser behind a trusted front proxy, which names it in
+/// `X-Forwarded-For`.
+fn jar_behind_proxy(client_ip: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-forwarded-for", client_ip.parse().expect("header value"));
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .expect("client")
+}
+
+/// Attack review of 9e8e3e0: behind the documented nginx every user shared
+/// the front proxy's bucket, junk posts filled it, successes counted, and
+/// anyone could lock out any user by name.
+#[tokio::test]
+async fn limits_count_failures_per_real_client_behind_a_trusted_proxy() {
+    let (proxy, _up) = proxy(
+        "[server]\ntrusted_proxies = [\"127.0.0.1\"]\n\
+         [login]\nip_attempts_per_minute = 3\nuser_attempts_per_minute = 2\n",
+    )
+    .await;
+    let junk = jar_behind_proxy("198.51.100.1");
+    for _ in 0..10 {
+        let form = [("username", "alice"), ("password", "x"), ("csrf", "forged")];
+        let res = junk
+            .post(proxy.url("/.usher/login"))
+            .form(&form)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(res.status(), 403, "a post without a valid form token");
+    }
+    let alice = jar_behind_proxy("203.0.113.5");
+    for i in 0..6 {
+        let res = sign_in(&alice, &proxy, "alice", "wonderland", "/").await;
+        assert_eq!(res.status(), 303, "success {i}: neither junk nor successes count");
+    }
+    let attacker = jar_behind_proxy("198.51.100.7");
+    assert_eq!(sign_in(&attacker, &proxy, "alice", "guess1", "/").await.status(), 401);
+    assert_eq!(sign_in(&attacker, &proxy, "alice", "guess2", "/").await.status(), 401);
+    assert_eq!(
+        sign_in(&attacker, &proxy, "alice", "wonderland", "/").await.status(),
+        429
+    );
+    let res = sign_in(&alice, &proxy, "alice", "wonderland", "/").await;
+    assert_eq!(
+        res.status(),
+        303,
+        "alice's own client is not locked out by the attacker"
+    );
+    // The attacker's third failure (another user) fills its client bucket.
+    assert_eq!(sign_in(&attacker, &proxy, "bob", "guess", "/").await.status(), 401);
+    assert_eq!(sign_in(&attacker, &proxy, "carol", "guess", "/").await.status(), 429);
+    let other = jar_behind_proxy("203.0.113.9");
+    assert_eq!(sign_in(&other, &proxy, "bob", "builder", "/").await.status(), 303);
+    proxy.stop().await;
+}
