@@ -206,17 +206,17 @@ fn classify(err: &(dyn StdError + 'static), connect: bool) -> RequestError {
         if e.is::<ClientBodyError>() {
             return RequestError::BadRequestBody;
         }
-        let io = e.downcast_ref::<io::Error>();
-        // rustls's error travels inside an `io::Error`, whose `source`
-        // skips it.
-        let tls = e
-            .downcast_ref::<rustls::Error>()
-            .or_else(|| io.and_then(|io| io.get_ref()?.downcast_ref::<rustls::Error>()));
-        if let Some(tls) = tls {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return RequestError::UpstreamTls(tls.to_string());
         }
+        let io = e.downcast_ref::<io::Error>();
         timed_out |= io.is_some_and(|io| io.kind() == io::ErrorKind::TimedOut);
-        cause = e.source();
+        // An `io::Error`'s `source` skips the error it wraps (rustls's
+        // travels wrapped twice): step into it instead.
+        cause = match io.and_then(io::Error::get_ref) {
+            Some(inner) => Some(inner as &(dyn StdError + 'static)),
+            None => e.source(),
+        };
     }
     if timed_out {
         RequestError::UpstreamTimeout

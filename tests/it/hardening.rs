@@ -532,3 +532,32 @@ async fn user_names_cannot_forge_log_lines() {
         "{line}"
     );
 }
+
+/// Attack review of 9e8e3e0: an HTTP/2 stream that opens no window (the
+/// client reads the connection but never the stream's body) pinned an
+/// upstream connection forever.
+#[tokio::test]
+async fn an_http2_stream_whose_window_stays_shut_frees_the_upstream_connection() {
+    let up = spawn_echo_upstream().await;
+    let proxy = spawn_proxy(up.addr, "[server]\nwrite_timeout = \"1s\"\n").await;
+    let tcp = TcpStream::connect(proxy.addr).await.expect("connect");
+    let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+        .await
+        .expect("h2 handshake");
+    let conn = tokio::spawn(conn);
+    let req = http::Request::get(format!("http://{}/download/104857600", proxy.addr))
+        .body(Empty::<Bytes>::new())
+        .expect("req");
+    // The head arrives; the body is never read, so the window never reopens.
+    let res = send.send_request(req).await.expect("response head");
+    assert_eq!(res.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while up.closed() == 0 {
+        assert!(Instant::now() < deadline, "the upstream connection was never released");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ended = tokio::time::timeout(Duration::from_secs(5), conn).await;
+    assert!(ended.is_ok(), "the stalled client connection is closed");
+    drop(res);
+    proxy.stop().await;
+}

@@ -189,6 +189,13 @@ async fn https_upstream_trusted_through_a_ca_file() {
         .await
         .expect("send");
     assert_eq!(res.status(), 502);
+    // Attack review of 9e8e3e0: this was logged as "refused or unreachable".
+    // The failure is named as TLS (the log line carries rustls's reason).
+    let doc: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(
+        doc["message"], "The proxy could not make a secure connection to the application.",
+        "{doc}"
+    );
     untrusted.stop().await;
 }
 
