@@ -81,6 +81,10 @@ fn double_encoded_bytes_are_refused() {
     check("/a%252fb", Err(BadTarget::DoubleEncoded));
     check("/a%252F", Err(BadTarget::DoubleEncoded));
     check("/a%2500", Err(BadTarget::DoubleEncoded));
+    // Decoding the unreserved escapes must not build one either (fuzzing).
+    check("/%25%32%65%25%32%65/admin", Err(BadTarget::DoubleEncoded));
+    check("/a%25%32F", Err(BadTarget::DoubleEncoded));
+    check("/a%25%7e2e", Ok("/a%25~2e"));
     // A lone escaped `%` that is not followed by an escape is still text.
     check("/100%25", Ok("/100%25"));
     check("/100%25off", Ok("/100%25off"));
