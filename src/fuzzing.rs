@@ -19,8 +19,11 @@ use crate::config::Writable;
 use crate::session::{self, Key, Keys, Limits, cookie, patch};
 use crate::{redirect, target};
 
+/// A target's body.
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name of its file under `fuzz/fuzz_targets/`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("normalise_path", normalise_path),
     ("redirect_rd", redirect_rd),
     ("cookie_codec", cookie_codec),
