@@ -1,7 +1,12 @@
 //! The one response body type: a streamed upstream body or a small body
 //! usher wrote itself. An enum rather than a boxed trait object, so the
 //! proxied path allocates nothing for it. Also [`Watched`], hyper's body
-//! with something to do once it has been read to its end.
+//! with something to do once it has been read to its end, and [`Paced`], a
+//! body that fails when it stalls.
+
+pub mod paced;
+
+pub use paced::{Paced, Progress, Stalled};
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -11,10 +16,10 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
-use crate::proxy::ResponseBody;
+use crate::proxy::Streamed;
 
 /// Body of every response usher sends.
-pub type Body = Either<ResponseBody, Full<Bytes>>;
+pub type Body = Either<Streamed, Full<Bytes>>;
 
 /// A body usher wrote itself.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
@@ -27,7 +32,7 @@ pub fn empty() -> Body {
 }
 
 /// A streamed body from the upstream.
-pub fn streamed(upstream: ResponseBody) -> Body {
+pub fn streamed(upstream: Streamed) -> Body {
     Either::Left(upstream)
 }
 

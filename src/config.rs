@@ -204,6 +204,9 @@ pub struct Server {
     /// connection is closed (a client that stops reading, an HTTP/2 stream
     /// that opens no window).
     pub write_timeout: Duration,
+    /// How long a client's request body may send nothing before the
+    /// request is answered 408.
+    pub body_timeout: Duration,
 }
 
 /// Certificate and key paths for the HTTPS listener.
@@ -235,7 +238,8 @@ pub struct Upstream {
     pub authority: Authority,
     /// Limit on establishing a TCP connection to the backend.
     pub connect_timeout: Duration,
-    /// Limit from sending the request until the response head arrives.
+    /// Limit from the end of the request body until the response head
+    /// arrives (and on a request body that makes no progress at all).
     pub timeout: Duration,
     /// How long a pooled keep-alive connection may sit unused.
     pub idle_timeout: Duration,
@@ -248,6 +252,9 @@ pub struct Upstream {
     /// Upstream exchanges one client connection may have open at once
     /// (HTTP/2 streams beyond it wait their turn).
     pub max_per_client: usize,
+    /// How long the upstream's response body may send nothing before the
+    /// response is cut.
+    pub body_timeout: Duration,
     /// `Upgrade` tokens tunnelled (lower case); `h2c` never is.
     pub upgrades: Vec<String>,
 }

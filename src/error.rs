@@ -29,6 +29,9 @@ pub enum RequestError {
     /// framing) while it was being forwarded.
     #[error("client request body malformed or cut short")]
     BadRequestBody,
+    /// The client's request body sent nothing for `server.body_timeout`.
+    #[error("client request body stalled (server.body_timeout)")]
+    ClientBodyTimeout,
     /// The request body is larger than `server.max_body_bytes`.
     #[error("request body over the configured limit")]
     PayloadTooLarge,
@@ -94,6 +97,11 @@ impl RequestError {
                 "bad_request_body",
                 "The request body was malformed or cut short.",
             ),
+            RequestError::ClientBodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "The request body stopped arriving.",
+            ),
             RequestError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -140,6 +148,7 @@ impl RequestError {
             | RequestError::BadMethod
             | RequestError::BadHost
             | RequestError::BadRequestBody
+            | RequestError::ClientBodyTimeout
             | RequestError::PayloadTooLarge => Fault::Client,
             RequestError::UpstreamConnect
             | RequestError::UpstreamTimeout
@@ -163,6 +172,7 @@ mod tests {
             RequestError::BadMethod,
             RequestError::BadHost,
             RequestError::BadRequestBody,
+            RequestError::ClientBodyTimeout,
             RequestError::PayloadTooLarge,
             RequestError::UpstreamTls("invalid peer certificate: UnknownIssuer".into()),
             RequestError::UpstreamUpgrade,

@@ -22,7 +22,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::oneshot;
 use tracing::debug;
 
-use crate::body::ClientBodyError;
+use crate::body::paced::Side;
+use crate::body::{ClientBodyError, Paced, Progress, Stalled};
 use crate::config;
 use crate::error::RequestError;
 use crate::hop;
@@ -36,14 +37,18 @@ pub use pool::ResponseBody;
 use pool::{Failure, Pool};
 
 /// A request body on its way upstream: as received, or held to
-/// `server.max_body_bytes`.
-pub type UpstreamBody = Either<RequestBody, Limited<RequestBody>>;
+/// `server.max_body_bytes`; paced by `server.body_timeout`.
+pub type UpstreamBody = Paced<Either<RequestBody, Limited<RequestBody>>>;
+
+/// A response body on its way to the client, paced by `upstream.body_timeout`.
+pub type Streamed = Paced<ResponseBody>;
 
 /// The upstream and the pooled connections that reach it.
 #[derive(Clone)]
 pub struct Upstream {
     client: Connections,
     timeout: Duration,
+    body_timeout: Duration,
 }
 
 #[derive(Clone)]
@@ -90,6 +95,7 @@ impl Upstream {
         Ok(Upstream {
             client,
             timeout: cfg.timeout,
+            body_timeout: cfg.body_timeout,
         })
     }
 
@@ -108,16 +114,13 @@ impl Upstream {
         &self,
         mut req: Request<UpstreamBody>,
         upgrade: Option<&HeaderValue>,
-    ) -> Result<(Response<ResponseBody>, Duration), RequestError> {
+    ) -> Result<(Response<Streamed>, Duration), RequestError> {
         let client_side = upgrade.map(|_| match req.extensions_mut().remove::<HandOff>() {
             Some(hand_off) => ClientSide::Cycle(hand_off),
             None => ClientSide::Hyper(hyper::upgrade::on(&mut req)),
         });
         let started = Instant::now();
-        let (mut res, lease) = match tokio::time::timeout(self.timeout, self.send(req)).await {
-            Err(_elapsed) => return Err(RequestError::UpstreamTimeout),
-            Ok(sent) => sent?,
-        };
+        let (mut res, lease) = self.send_timed(req).await?;
         let took = started.elapsed();
         if res.status() == StatusCode::SWITCHING_PROTOCOLS {
             // The connection now belongs to the tunnel, or is closed.
@@ -134,9 +137,49 @@ impl Upstream {
                 };
                 tokio::spawn(tunnel(client_side, upstream_side));
             }
-            return Ok((res.map(|body| ResponseBody::new(body, None)), took));
+            return Ok((res.map(|body| self.paced(ResponseBody::new(body, None))), took));
         }
-        Ok((res.map(|body| ResponseBody::new(body, lease)), took))
+        Ok((res.map(|body| self.paced(ResponseBody::new(body, lease))), took))
+    }
+
+    fn paced(&self, body: ResponseBody) -> Streamed {
+        Paced::new(body, Side::Upstream, self.body_timeout)
+    }
+
+    /// Send, and wait for the response head at most `upstream.timeout`
+    /// after the request body has been sent: an upload may take as long as
+    /// it keeps moving (its own pace is `server.body_timeout`'s). While it
+    /// is sent, `upstream.timeout` bounds only a wait in which no byte of
+    /// it moves (an upstream that reads nothing and answers nothing).
+    async fn send_timed(
+        &self,
+        req: Request<UpstreamBody>,
+    ) -> Result<(Response<Incoming>, Option<pool::Lease>), RequestError> {
+        let progress = Arc::new(Progress::default());
+        let bodyless = http_body::Body::is_end_stream(req.body());
+        let req = req.map(|body| body.reporting(Arc::clone(&progress)));
+        let send = self.send(req);
+        tokio::pin!(send);
+        if !bodyless {
+            let mut moved = progress.frames();
+            loop {
+                tokio::select! {
+                    sent = &mut send => return sent,
+                    () = progress.wait_ended() => break,
+                    () = tokio::time::sleep(self.timeout) => {
+                        let now = progress.frames();
+                        if now == moved {
+                            return Err(RequestError::UpstreamTimeout);
+                        }
+                        moved = now;
+                    }
+                }
+            }
+        }
+        match tokio::time::timeout(self.timeout, send).await {
+            Err(_elapsed) => Err(RequestError::UpstreamTimeout),
+            Ok(sent) => sent,
+        }
     }
 
     async fn send(
@@ -205,6 +248,9 @@ fn classify(err: &(dyn StdError + 'static), connect: bool) -> RequestError {
         }
         if e.is::<ClientBodyError>() {
             return RequestError::BadRequestBody;
+        }
+        if e.downcast_ref::<Stalled>().is_some_and(|s| s.side == Side::Client) {
+            return RequestError::ClientBodyTimeout;
         }
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return RequestError::UpstreamTls(tls.to_string());

@@ -19,7 +19,8 @@ use http_body_util::{Either, Limited};
 use tracing::{Level, debug, event};
 
 use crate::auth::{self, Auth};
-use crate::body::{self, Body};
+use crate::body::paced::Side;
+use crate::body::{self, Body, Paced};
 use crate::config::Config;
 use crate::error::{Fault, RequestError};
 use crate::headers::HeaderPlan;
@@ -265,8 +266,9 @@ impl Service {
     /// Hold the body to `server.max_body_bytes`: refuse a declared length
     /// over it at once, and cut a streamed body that grows past it.
     fn limit_body(&self, headers: &HeaderMap, body: RequestBody) -> Result<UpstreamBody, RequestError> {
+        let pace = |body| Paced::new(body, Side::Client, self.config.server.body_timeout);
         let Some(limit) = self.config.server.max_body_bytes else {
-            return Ok(Either::Left(body));
+            return Ok(pace(Either::Left(body)));
         };
         let declared = headers
             .get(header::CONTENT_LENGTH)
@@ -275,7 +277,7 @@ impl Service {
             return Err(RequestError::PayloadTooLarge);
         }
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        Ok(Either::Right(Limited::new(body, limit)))
+        Ok(pace(Either::Right(Limited::new(body, limit))))
     }
 
     /// `Some("/login")` for `<prefix>/login`; `None` outside the prefix.

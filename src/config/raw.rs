@@ -57,6 +57,7 @@ pub struct RawServer {
     pub max_body_bytes: Option<i64>,
     pub worker_threads: Option<i64>,
     pub write_timeout: Option<String>,
+    pub body_timeout: Option<String>,
     pub shutdown_timeout: Option<String>,
 }
 
@@ -83,6 +84,7 @@ pub struct RawUpstream {
     pub ca_file: Option<String>,
     pub http2: Option<bool>,
     pub max_per_client: Option<i64>,
+    pub body_timeout: Option<String>,
     pub upgrades: Option<Vec<String>>,
 }
 

@@ -83,7 +83,7 @@ pub fn from_toml_str(text: &str, env: &Environment<'_>) -> Result<Config, Config
     let session = session::session(&raw.session, env, &mut problems, &mut warnings);
     let login = login::login(&raw.login, &raw.users, env, &mut problems);
     let access = access::access(&raw.access, &mut problems);
-    if raw.access.case_insensitive.is_some() {
+    if raw.access.case_insensitive == Some(true) {
         warnings.push(
             "access.case_insensitive no longer changes anything: every path is judged as written and \
              case-folded, the stricter decision applies; the key can be removed"
@@ -170,6 +170,12 @@ fn server(raw: &RawServer, p: &mut Problems) -> Option<Server> {
         secs(30),
         positive_duration,
     );
+    let body = p.check(
+        "server.body_timeout",
+        raw.body_timeout.as_deref(),
+        secs(30),
+        positive_duration,
+    );
     let drain = p.check(
         "server.shutdown_timeout",
         raw.shutdown_timeout.as_deref(),
@@ -223,6 +229,7 @@ fn server(raw: &RawServer, p: &mut Problems) -> Option<Server> {
         max_body_bytes: max_body?,
         worker_threads: workers?,
         write_timeout: write?,
+        body_timeout: body?,
         shutdown_timeout: drain?,
     })
 }
@@ -255,6 +262,12 @@ fn upstream(raw: &RawUpstream, p: &mut Problems) -> Option<Upstream> {
     let per_client = p.check("upstream.max_per_client", raw.max_per_client.as_ref(), 16, |n| {
         count(*n, 1, 1024)
     });
+    let body = p.check(
+        "upstream.body_timeout",
+        raw.body_timeout.as_deref(),
+        secs(60),
+        positive_duration,
+    );
     let upgrades = p.check(
         "upstream.upgrades",
         raw.upgrades.as_deref(),
@@ -273,6 +286,7 @@ fn upstream(raw: &RawUpstream, p: &mut Problems) -> Option<Upstream> {
         ca_file: raw.ca_file.as_ref().map(Into::into),
         http2: raw.http2.unwrap_or(false),
         max_per_client: per_client?,
+        body_timeout: body?,
         upgrades: upgrades?,
     })
 }

@@ -6,6 +6,7 @@ mod browser; // headless Chromium signs in through the page (screenshots kept)
 mod bypass; // hostile spellings of protected paths: refused or decided as forwarded
 mod cli; // the binary: exit codes, config error reporting
 mod demo; // `usher demo` end to end: sign-in, cart, preferences, login page
+mod faults; // slow uploads, stalled bodies on either side
 mod forward_auth; // /.usher/auth decisions in-process, absolute rd allow-list
 mod forwarding; // what the upstream sees: methods, bodies, hosts, X-Forwarded-*
 mod front_proxies; // the same check behind real nginx, Caddy and Traefik, from docs/forward-auth

@@ -1,0 +1,98 @@
+//! Faults and slow peers (issue 16): uploads slower than the response
+//! timeout, client bodies that stall, upstream bodies that stall. Every
+//! wait is bounded; nothing here asserts a duration beyond "within a bound".
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::{UpBody, json_body_of, spawn_echo_upstream, spawn_proxy, spawn_upstream, status_of};
+
+/// Read a whole `Connection: close` response, at most `limit`.
+async fn read_all(s: &mut TcpStream, limit: Duration) -> String {
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(limit, s.read_to_end(&mut buf)).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// Fault review of 9e8e3e0: `upstream.timeout` wrapped the whole send, so
+/// an upload slower than it got 504 while the backend was still reading.
+#[tokio::test]
+async fn an_upload_slower_than_the_response_timeout_succeeds() {
+    let up = spawn_echo_upstream().await;
+    let proxy = spawn_proxy(up.addr, "timeout = \"1s\"\n").await;
+    let mut s = TcpStream::connect(proxy.addr).await.expect("connect");
+    let chunks = 5;
+    let head = format!("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: {chunks}\r\nConnection: close\r\n\r\n");
+    s.write_all(head.as_bytes()).await.expect("head");
+    for _ in 0..chunks {
+        // 5 x 400 ms: twice upstream.timeout, always moving.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        s.write_all(b"x").await.expect("chunk");
+    }
+    let text = read_all(&mut s, Duration::from_secs(10)).await;
+    assert_eq!(status_of(&text), 200, "{text}");
+    assert_eq!(json_body_of(&text)["body_len"], chunks, "{text}");
+    proxy.stop().await;
+}
+
+/// An upload that stops is the client's fault: 408, not a 504 or 502.
+#[tokio::test]
+async fn a_stalled_client_body_gets_408() {
+    let up = spawn_echo_upstream().await;
+    let proxy = spawn_proxy(up.addr, "[server]\nbody_timeout = \"1s\"\n").await;
+    let mut s = TcpStream::connect(proxy.addr).await.expect("connect");
+    s.write_all(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\nConnection: close\r\n\r\nonly ten b")
+        .await
+        .expect("request");
+    let started = Instant::now();
+    let text = read_all(&mut s, Duration::from_secs(10)).await;
+    assert_eq!(status_of(&text), 408, "{text}");
+    assert!(started.elapsed() < Duration::from_secs(8));
+    proxy.stop().await;
+}
+
+/// A backend that stops sending its body mid-way: the response is cut
+/// after `upstream.body_timeout`, and the client is not left hanging.
+#[tokio::test]
+async fn a_stalled_upstream_body_is_cut() {
+    let up = spawn_upstream(|_req| async {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, Infallible>>(1);
+        tokio::spawn(async move {
+            let _ = tx
+                .send(Ok(hyper::body::Frame::data(Bytes::from_static(b"first part"))))
+                .await;
+            // Then nothing, for longer than the test waits.
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            drop(tx);
+        });
+        let frames = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
+        let body: UpBody = http_body_util::StreamBody::new(frames).boxed();
+        let mut res = http::Response::new(body);
+        res.headers_mut()
+            .insert("content-length", http::HeaderValue::from_static("1000"));
+        Ok::<_, Infallible>(res)
+    })
+    .await;
+    let proxy = spawn_proxy(up.addr, "body_timeout = \"1s\"\n").await;
+    let mut s = TcpStream::connect(proxy.addr).await.expect("connect");
+    s.write_all(b"GET /stall HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    let started = Instant::now();
+    let text = read_all(&mut s, Duration::from_secs(15)).await;
+    assert_eq!(status_of(&text), 200, "{text}");
+    assert!(
+        text.ends_with("first part"),
+        "the body is cut after what arrived: {text}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the connection was closed, not left open"
+    );
+    proxy.stop().await;
+}
