@@ -207,6 +207,9 @@ pub struct Server {
     /// How long a client's request body may send nothing before the
     /// request is answered 408.
     pub body_timeout: Duration,
+    /// The listen queue's length; `None`: the kernel's
+    /// `net.core.somaxconn` (read at bind), else 1024.
+    pub backlog: Option<u32>,
 }
 
 /// Certificate and key paths for the HTTPS listener.

@@ -184,12 +184,12 @@ fn run(path: &Path) -> ExitCode {
     }
     let path = path.to_path_buf();
     block_on(config.server.worker_threads, async move {
-        let proxy = match bind(config.server.listen, "usher listening").await {
+        let proxy = match bind(config.server.listen, config.server.backlog, "usher listening").await {
             Ok(l) => l,
             Err(code) => return code,
         };
         let admin = match config.admin {
-            Some(addr) => match bind(addr, "admin listening").await {
+            Some(addr) => match bind(addr, None, "admin listening").await {
                 Ok(l) => Some(l),
                 Err(code) => return code,
             },
@@ -237,7 +237,7 @@ async fn reload_on_sighup(path: PathBuf, reloads: tokio::sync::mpsc::Sender<Conf
 fn demo(listen: SocketAddr) -> ExitCode {
     init_logging(LogFormat::Human);
     block_on(None, async move {
-        let listener = match bind(listen, "usher listening").await {
+        let listener = match bind(listen, None, "usher listening").await {
             Ok(l) => l,
             Err(code) => return code,
         };
@@ -279,14 +279,17 @@ fn block_on(workers: Option<NonZeroUsize>, fut: impl Future<Output = ExitCode>) 
     }
 }
 
-/// Bind and log the address actually bound (port 0 becomes a real port).
-async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, ExitCode> {
-    match TcpListener::bind(addr).await {
+/// Bind with a listen queue of `backlog` (default: the kernel's
+/// `somaxconn`, else 1024) and log the address actually bound (port 0
+/// becomes a real port).
+async fn bind(addr: SocketAddr, backlog: Option<u32>, what: &'static str) -> Result<TcpListener, ExitCode> {
+    let backlog = backlog.unwrap_or_else(default_backlog);
+    match listen(addr, backlog) {
         Ok(listener) => {
             let bound = listener
                 .local_addr()
                 .map_or_else(|_| addr.to_string(), |a| a.to_string());
-            info!(listen = %bound, "{what}");
+            info!(listen = %bound, backlog, "{what}");
             Ok(listener)
         }
         Err(e) => {
@@ -319,6 +322,27 @@ fn init_logging(format: LogFormat) {
         LogFormat::Human => builder.fmt_fields(usher::logfmt::human_fields()).init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+}
+
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As std's and tokio's own `bind` do: a restart can take the port
+    // while old connections linger in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
+/// The kernel's cap on listen queues (`net.core.somaxconn`), else 1024.
+fn default_backlog() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(1024)
 }
 
 /// `usher healthcheck`: GET the URL; 0 on 200, 1 otherwise.

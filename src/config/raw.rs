@@ -58,6 +58,7 @@ pub struct RawServer {
     pub worker_threads: Option<i64>,
     pub write_timeout: Option<String>,
     pub body_timeout: Option<String>,
+    pub backlog: Option<i64>,
     pub shutdown_timeout: Option<String>,
 }
 

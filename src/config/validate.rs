@@ -176,6 +176,9 @@ fn server(raw: &RawServer, p: &mut Problems) -> Option<Server> {
         secs(30),
         positive_duration,
     );
+    let backlog = p.check("server.backlog", raw.backlog.as_ref(), None, |n| {
+        count(*n, 1, 1 << 20).map(|n| u32::try_from(n).ok())
+    });
     let drain = p.check(
         "server.shutdown_timeout",
         raw.shutdown_timeout.as_deref(),
@@ -230,6 +233,7 @@ fn server(raw: &RawServer, p: &mut Problems) -> Option<Server> {
         worker_threads: workers?,
         write_timeout: write?,
         body_timeout: body?,
+        backlog: backlog?,
         shutdown_timeout: drain?,
     })
 }

@@ -96,3 +96,29 @@ async fn a_stalled_upstream_body_is_cut() {
     );
     proxy.stop().await;
 }
+
+/// Fault review of 9e8e3e0: the listen queue was fixed at 128, and a burst
+/// of 2,000 connects left a hundred clients waiting a second for a SYN
+/// retransmit. The real binary now binds with the kernel's cap. Every
+/// connect of a 1,500 burst completes within the retransmit interval.
+#[tokio::test]
+async fn a_connect_burst_larger_than_128_is_queued() {
+    let up = spawn_echo_upstream().await;
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://{}\"\n[session]\nsecure = false\n\
+         [access]\ndefault = \"anyone\"\n",
+        up.addr
+    );
+    let usher = crate::support::Usher::start(&["run"], Some(&config));
+    let addr: std::net::SocketAddr = usher.addr.parse().expect("addr");
+    let connects = (0..1500).map(|_| async move {
+        let started = Instant::now();
+        let s = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr)).await;
+        (started.elapsed(), s.is_ok_and(|s| s.is_ok()))
+    });
+    let results = futures_util::future::join_all(connects).await;
+    assert!(results.iter().all(|(_, ok)| *ok), "every connect succeeds");
+    let slow = results.iter().filter(|(t, _)| *t >= Duration::from_millis(900)).count();
+    assert_eq!(slow, 0, "{slow} connects waited for a SYN retransmit");
+    assert!(usher.log_text().contains("backlog="), "{}", usher.log_text());
+}
