@@ -379,3 +379,32 @@ impl Session {
         )
     }
 }
+
+/// The `[server]` (and connection-level `[upstream]`) keys whose value in
+/// `new` differs from `bound`, the settings the listener and its
+/// connections were started with. A reload cannot change these; everything
+/// else (rules, users, keys, headers, upstream address and timeouts, TLS
+/// files, TLS on or off) applies to the next request.
+pub fn needs_restart(bound: (&Server, &Upstream), new: (&Server, &Upstream)) -> Vec<&'static str> {
+    let ((b, bu), (n, nu)) = (bound, new);
+    let checks: [(&'static str, bool); 10] = [
+        ("server.listen", b.listen != n.listen),
+        ("server.worker_threads", b.worker_threads != n.worker_threads),
+        (
+            "server.header_read_timeout",
+            b.header_read_timeout != n.header_read_timeout,
+        ),
+        ("server.idle_timeout", b.idle_timeout != n.idle_timeout),
+        ("server.write_timeout", b.write_timeout != n.write_timeout),
+        ("server.max_connections", b.max_connections != n.max_connections),
+        ("server.max_header_bytes", b.max_header_bytes != n.max_header_bytes),
+        ("server.shutdown_timeout", b.shutdown_timeout != n.shutdown_timeout),
+        ("server.backlog", b.backlog != n.backlog),
+        ("upstream.max_per_client", bu.max_per_client != nu.max_per_client),
+    ];
+    checks
+        .into_iter()
+        .filter(|(_, differs)| *differs)
+        .map(|(key, _)| key)
+        .collect()
+}

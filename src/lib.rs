@@ -98,6 +98,10 @@ pub async fn serve(
     mut reloads: mpsc::Receiver<Config>,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
+    // What the listener and the connection tasks were started with: a
+    // reload is compared with this, not with the previous reload.
+    let bound = config.server.clone();
+    let bound_upstream = config.upstream.clone();
     let live = Arc::new(ArcSwap::from_pointee(
         Live::build(config, Arc::clone(&metrics)).context("TLS setup")?,
     ));
@@ -116,7 +120,7 @@ pub async fn serve(
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            Some(config) = reloads.recv() => reload(&live, config, &metrics),
+            Some(config) = reloads.recv() => reload(&live, config, &metrics, (&bound, &bound_upstream)),
         }
     }
     let _ = stop_tx.send(true);
@@ -128,14 +132,15 @@ pub async fn serve(
     Ok(())
 }
 
-fn reload(live: &live::Shared, config: Config, metrics: &Arc<Metrics>) {
+fn reload(live: &live::Shared, config: Config, metrics: &Arc<Metrics>, bound: (&config::Server, &config::Upstream)) {
     let current = live.load_full();
-    let running = &current.config().server;
-    if config.server.listen != running.listen {
-        warn!(old = %running.listen, new = %config.server.listen, "server.listen changes need a restart; keeping the old address");
-    }
-    if config.server.worker_threads != running.worker_threads {
-        warn!("server.worker_threads changes need a restart; keeping the running threads");
+    let pending = config::needs_restart(bound, (&config.server, &config.upstream));
+    if !pending.is_empty() {
+        warn!(
+            keys = pending.join(", "),
+            "these settings differ from what the running listener uses and need a restart; until then the \
+             values it was started with stay in force"
+        );
     }
     for w in &config.warnings {
         warn!("{w}");

@@ -99,6 +99,12 @@ impl Upstream {
         })
     }
 
+    /// Use `previous`'s pooled connections instead of this client's own
+    /// (empty) pool: the caller checked that they are made the same way.
+    pub fn share_connections(&mut self, previous: &Upstream) {
+        self.client = previous.client.clone();
+    }
+
     /// Whether requests carry the absolute URI (HTTP/2's `:scheme` and
     /// `:authority`) rather than the origin-form target HTTP/1.1 sends.
     pub fn wants_absolute_uri(&self) -> bool {

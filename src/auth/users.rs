@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use argon2::Argon2;
@@ -179,8 +180,21 @@ impl Users {
     }
 }
 
-/// A hash of a random password, for unknown users.
+/// A hash of a random password, for unknown users: made once per scheme
+/// per process and shared by every configuration loaded after (a reload
+/// used to hash a fresh one, 19 MiB of Argon2 memory each time).
 fn decoy(bcrypt: bool) -> Result<Hash, String> {
+    static ARGON2: OnceLock<Hash> = OnceLock::new();
+    static BCRYPT: OnceLock<Hash> = OnceLock::new();
+    let cell = if bcrypt { &BCRYPT } else { &ARGON2 };
+    if let Some(made) = cell.get() {
+        return Ok(made.clone());
+    }
+    let made = fresh_decoy(bcrypt)?;
+    Ok(cell.get_or_init(|| made).clone())
+}
+
+fn fresh_decoy(bcrypt: bool) -> Result<Hash, String> {
     let password = crate::session::key::generate().map_err(|e| e.to_string())?;
     if bcrypt {
         bcrypt::hash(&password, bcrypt::DEFAULT_COST)

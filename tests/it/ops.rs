@@ -429,3 +429,46 @@ async fn worker_threads_choose_the_runtime() {
     assert!(threads_of(three.child.id()) >= 4, "the main thread and three workers");
     assert!(three.log_text().contains("threads=3"), "{}", three.log_text());
 }
+
+/// Fault review of 9e8e3e0: every reload built a fresh upstream pool (31
+/// reloads opened 2,048 connections) and silently ignored `[server]`
+/// changes. Now the pool is kept when the upstream is made the same way,
+/// and the keys that need a restart are named, compared with what the
+/// listener was started with.
+#[tokio::test]
+async fn reloads_keep_the_upstream_pool_and_name_what_needs_a_restart() {
+    let up = spawn_echo_upstream().await;
+    let usher = Usher::start(&["run"], Some(&config(up.addr, "")));
+    let path = usher.config_path.clone().expect("config path");
+    let c = crate::support::client();
+    let get = || c.get(usher.url("/x")).send();
+    assert_eq!(get().await.expect("send").status(), 200);
+    for n in 1..=5 {
+        usher.signal("HUP");
+        wait_for_logged(&usher, "configuration reloaded", n).await;
+        assert_eq!(get().await.expect("send").status(), 200);
+    }
+    assert_eq!(
+        up.connections(),
+        1,
+        "one pooled upstream connection across five reloads"
+    );
+    let changed = config(up.addr, "").replace(
+        "[server]\nlisten = \"127.0.0.1:0\"\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\nidle_timeout = \"7s\"\nmax_connections = 9\n",
+    );
+    std::fs::write(&path, changed).expect("rewrite");
+    usher.signal("HUP");
+    wait_for_logged(&usher, "configuration reloaded", 6).await;
+    // listen = 127.0.0.1:0 is what it was started with: not reported.
+    let log = usher.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("need a restart"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains("server.idle_timeout") && line.contains("server.max_connections"),
+        "{line}"
+    );
+    assert!(!line.contains("server.listen"), "{line}");
+}

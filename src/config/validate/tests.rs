@@ -378,3 +378,24 @@ fn concurrent_hashes_default_to_one_per_cpu_and_are_bounded() {
         assert_eq!(p[0].key, "login.concurrent_hashes", "{bad}");
     }
 }
+
+/// Fault review of 9e8e3e0: a reload silently ignored `[server]` changes.
+#[test]
+fn reload_names_every_setting_that_needs_a_restart() {
+    let old = parse("").expect("config");
+    let new = parse(
+        "[server]\nidle_timeout = \"5s\"\nmax_connections = 7\nprefix = \"/.x\"\n\
+         [upstream]\nmax_per_client = 2\ntimeout = \"3s\"\n",
+    )
+    .expect("config");
+    let pending = crate::config::needs_restart((&old.server, &old.upstream), (&new.server, &new.upstream));
+    assert_eq!(
+        pending,
+        [
+            "server.idle_timeout",
+            "server.max_connections",
+            "upstream.max_per_client"
+        ]
+    );
+    assert!(crate::config::needs_restart((&old.server, &old.upstream), (&old.server, &old.upstream)).is_empty());
+}
