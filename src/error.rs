@@ -36,8 +36,8 @@ pub enum RequestError {
     #[error("request body over the configured limit")]
     PayloadTooLarge,
     /// No TCP connection to the upstream could be made.
-    #[error("upstream refused or unreachable")]
-    UpstreamConnect,
+    #[error("upstream refused or unreachable: {0}")]
+    UpstreamConnect(String),
     /// The upstream did not send a response head in time.
     #[error("upstream timed out")]
     UpstreamTimeout,
@@ -50,8 +50,8 @@ pub enum RequestError {
     #[error("upstream switched protocols without a permitted upgrade")]
     UpstreamUpgrade,
     /// The upstream connection broke or spoke invalid HTTP.
-    #[error("upstream connection failed")]
-    UpstreamProtocol,
+    #[error("upstream connection failed: {0}")]
+    UpstreamProtocol(String),
     /// usher could not build the upstream request (a bug, not input).
     #[error("internal error building the upstream request")]
     Internal,
@@ -107,7 +107,7 @@ impl RequestError {
                 "payload_too_large",
                 "The request body is too large.",
             ),
-            RequestError::UpstreamConnect => (
+            RequestError::UpstreamConnect(_) => (
                 StatusCode::BAD_GATEWAY,
                 "bad_gateway",
                 "The application behind this proxy is unreachable.",
@@ -122,7 +122,7 @@ impl RequestError {
                 "bad_gateway",
                 "The application switched protocols without being asked to.",
             ),
-            RequestError::UpstreamProtocol => (
+            RequestError::UpstreamProtocol(_) => (
                 StatusCode::BAD_GATEWAY,
                 "bad_gateway",
                 "The application behind this proxy failed to answer.",
@@ -150,11 +150,11 @@ impl RequestError {
             | RequestError::BadRequestBody
             | RequestError::ClientBodyTimeout
             | RequestError::PayloadTooLarge => Fault::Client,
-            RequestError::UpstreamConnect
+            RequestError::UpstreamConnect(_)
             | RequestError::UpstreamTimeout
             | RequestError::UpstreamTls(_)
             | RequestError::UpstreamUpgrade
-            | RequestError::UpstreamProtocol => Fault::Upstream,
+            | RequestError::UpstreamProtocol(_) => Fault::Upstream,
             RequestError::Internal => Fault::Usher,
         }
     }
@@ -176,9 +176,9 @@ mod tests {
             RequestError::PayloadTooLarge,
             RequestError::UpstreamTls("invalid peer certificate: UnknownIssuer".into()),
             RequestError::UpstreamUpgrade,
-            RequestError::UpstreamConnect,
+            RequestError::UpstreamConnect("refused".into()),
             RequestError::UpstreamTimeout,
-            RequestError::UpstreamProtocol,
+            RequestError::UpstreamProtocol("closed".into()),
             RequestError::Internal,
         ];
         for e in all {

@@ -248,7 +248,9 @@ async fn tunnel(client: Claimed, upstream: OnUpgrade) {
 fn classify(err: &(dyn StdError + 'static), connect: bool) -> RequestError {
     let mut cause = Some(err);
     let mut timed_out = false;
+    let mut deepest = err;
     while let Some(e) = cause {
+        deepest = e;
         if e.is::<LengthLimitError>() {
             return RequestError::PayloadTooLarge;
         }
@@ -270,11 +272,14 @@ fn classify(err: &(dyn StdError + 'static), connect: bool) -> RequestError {
             None => e.source(),
         };
     }
+    // The innermost cause says what happened ("Connection refused (os
+    // error 111)", "connection closed before message completed").
+    let why = deepest.to_string();
     if timed_out {
         RequestError::UpstreamTimeout
     } else if connect {
-        RequestError::UpstreamConnect
+        RequestError::UpstreamConnect(why)
     } else {
-        RequestError::UpstreamProtocol
+        RequestError::UpstreamProtocol(why)
     }
 }

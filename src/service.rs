@@ -34,6 +34,7 @@ use crate::{guard, respond, target};
 
 mod carrier;
 mod decide;
+mod failures;
 mod forward;
 mod request_id;
 
@@ -52,6 +53,8 @@ pub struct Service {
     metrics: Arc<Metrics>,
     /// usher's own endpoints.
     auth: Auth,
+    /// Upstream failure lines, at most one per interval.
+    failures: failures::FailureLog,
 }
 
 /// What the accept loop knows about a connection.
@@ -88,6 +91,7 @@ impl Service {
             plan,
             metrics,
             auth,
+            failures: failures::FailureLog::default(),
         })
     }
 
@@ -133,9 +137,12 @@ impl Service {
         let request_line = trace
             .enabled
             .then(|| (req.method().clone(), req.uri().path().to_owned()));
+        // Cheap copies (standard methods and a shared `Uri`), for the
+        // failure line.
+        let (method, uri) = (req.method().clone(), req.uri().clone());
         let mut res = match self.pipeline(req, conn, html, &mut trace).await {
             Ok(res) => res,
-            Err(e) => error_response(&e, html, &trace),
+            Err(e) => self.error_response(&e, html, &trace, (&method, &uri)),
         };
         res.headers_mut()
             .insert(request_id::X_REQUEST_ID, trace.request_id.clone());
@@ -383,15 +390,30 @@ fn client_host(req: &Request<RequestBody>) -> Option<HeaderValue> {
         .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
 }
 
-fn error_response(e: &RequestError, html: bool, trace: &Trace) -> Response<Body> {
-    let (status, code, message) = e.describe();
-    let (client, id) = (trace.client, request_id::text(&trace.request_id));
-    match e.fault() {
-        Fault::Client => debug!(error = %e, %client, request_id = id, "request refused"),
-        Fault::Upstream => event!(Level::WARN, error = %e, %client, request_id = id, "upstream failure"),
-        Fault::Usher => event!(Level::ERROR, error = %e, %client, request_id = id, "internal failure"),
+impl Service {
+    /// Log `e` by whose fault it was (upstream failures at most once per
+    /// interval) and answer it.
+    fn error_response(&self, e: &RequestError, html: bool, trace: &Trace, line: (&Method, &Uri)) -> Response<Body> {
+        let (status, code, message) = e.describe();
+        let (client, id) = (trace.client, request_id::text(&trace.request_id));
+        let (method, path) = (line.0, line.1.path());
+        match e.fault() {
+            Fault::Client => debug!(error = %e, %method, path, %client, request_id = id, "request refused"),
+            Fault::Upstream => {
+                if let Some(left_out) = self.failures.admit(Instant::now()) {
+                    event!(
+                        Level::WARN,
+                        error = %e, %method, path, %client, request_id = id, left_out,
+                        "upstream failure (left_out: failures since the last such line, not logged)"
+                    );
+                }
+            }
+            Fault::Usher => {
+                event!(Level::ERROR, error = %e, %method, path, %client, request_id = id, "internal failure")
+            }
+        }
+        respond::error(status, code, message, html)
     }
-    respond::error(status, code, message, html)
 }
 
 /// What the access log line reports beyond the request and status.

@@ -122,3 +122,40 @@ async fn a_connect_burst_larger_than_128_is_queued() {
     assert_eq!(slow, 0, "{slow} connects waited for a SYN retransmit");
     assert!(usher.log_text().contains("backlog="), "{}", usher.log_text());
 }
+
+/// Fault review of 9e8e3e0: with the upstream down every request wrote a
+/// WARN with no cause, path or client. Now one line per interval says all
+/// of that, and how many it left out.
+#[tokio::test]
+async fn upstream_failures_are_logged_with_their_cause_at_most_once_per_interval() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = dead.local_addr().expect("addr");
+    drop(dead);
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://{addr}\"\n[session]\nsecure = false\n\
+         [access]\ndefault = \"anyone\"\n"
+    );
+    let usher = crate::support::Usher::start(&["run"], Some(&config));
+    let c = crate::support::client();
+    for i in 0..30 {
+        let res = c.get(usher.url(&format!("/down/{i}"))).send().await.expect("send");
+        assert_eq!(res.status(), 502);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = usher.log_text();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("upstream failure")).collect();
+    assert_eq!(lines.len(), 1, "one line for 30 failures:\n{log}");
+    let line = lines[0];
+    for part in [
+        "method=GET",
+        "path=\"/down/0\"",
+        "client=127.0.0.1",
+        "request_id=",
+        "refused",
+    ] {
+        assert!(
+            line.to_ascii_lowercase().contains(&part.to_ascii_lowercase()),
+            "{part} missing: {line}"
+        );
+    }
+}
