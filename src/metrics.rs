@@ -59,6 +59,8 @@ pub struct Metrics {
     logins: Family<ResultLabel, Counter>,
     cookies_too_large: Counter,
     upstream_connects: Counter,
+    accepted: Counter,
+    evictions: Counter,
 }
 
 impl Default for Metrics {
@@ -92,6 +94,8 @@ impl Metrics {
             logins: Family::default(),
             cookies_too_large: Counter::default(),
             upstream_connects: Counter::default(),
+            accepted: Counter::default(),
+            evictions: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("requests", "Requests answered, by status class", m.requests.clone());
@@ -121,6 +125,16 @@ impl Metrics {
             "upstream_connections_opened",
             "Connections opened to an HTTP/1.1 upstream; near the request count means keep-alive is not holding",
             m.upstream_connects.clone(),
+        );
+        registry.register(
+            "connections_accepted",
+            "Client connections accepted",
+            m.accepted.clone(),
+        );
+        registry.register(
+            "idle_connections_evicted",
+            "Idle keep-alive connections closed at server.max_connections to make room for a new one",
+            m.evictions.clone(),
         );
         for r in Rejected::ALL {
             let _ = m.rejections.get_or_create(&ReasonLabel { reason: r.as_str() });
@@ -152,6 +166,18 @@ impl Metrics {
     /// Record how long the upstream took to answer.
     pub fn upstream(&self, took: Duration) {
         self.upstream_duration.observe(took.as_secs_f64());
+    }
+
+    /// Count an accepted client connection.
+    pub fn accepted(&self) {
+        self.accepted.inc();
+    }
+
+    /// Count an idle connection asked to close at the cap (when `asked`).
+    pub fn evicted(&self, asked: bool) {
+        if asked {
+            self.evictions.inc();
+        }
     }
 
     /// A client connection opened (`+1`) or closed (`-1`).

@@ -5,6 +5,7 @@
 //! knowledge, or ALPN on TLS) through hyper-util's auto connection. Knows
 //! nothing of sessions or headers.
 
+mod bell;
 mod client;
 mod exchange;
 mod h2;
@@ -15,24 +16,22 @@ pub use io::ClientIo;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::Waker;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Semaphore, watch};
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::live::Shared;
 use crate::metrics::Metrics;
 use crate::service::Connection;
+use bell::{Bell, Slot};
 use client::{ClientConnection, Opening};
 
 /// Serve `listener` until `stop` turns true, then drain connections for at
@@ -57,16 +56,17 @@ pub async fn serve(
         }
     });
     loop {
-        // Stop accepting while at the connection cap: the kernel queues.
-        // The permit goes back when the connection's `Held` drops.
-        tokio::select! {
-            p = job.permits.acquire() => p.map_err(std::io::Error::other)?.forget(),
-            () = stopped(&mut stop) => break,
-        };
         let Some((stream, remote)) = accept_until(&listener, pin!(stopped(&mut stop)), "proxy").await else {
-            job.permits.add_permits(1);
             break;
         };
+        job.metrics.accepted();
+        // Each connection holds a permit, given back when its `Held` drops.
+        // At the cap the longest-idle keep-alive connection is asked to
+        // close to make room (as nginx does); a new client never waits long.
+        if !job.take_permit().await {
+            warn!(remote = %remote, "at server.max_connections with no idle connection to close; refused");
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         let held = Held::new(Arc::clone(&job));
         let tls = job.live.load().tls.clone();
@@ -90,6 +90,9 @@ pub async fn serve(
     }
     Ok(())
 }
+
+/// How long a new connection waits at the cap for an idle one to make room.
+const ROOM_WAIT: Duration = Duration::from_secs(1);
 
 /// What a connection task holds for its whole life: its permit under
 /// `max_connections` (given back on drop, which is also what the drain
@@ -134,6 +137,24 @@ struct Job {
 }
 
 impl Job {
+    /// Take a permit under `max_connections`: at once, or once the
+    /// longest-idle keep-alive connection has closed for it (within
+    /// [`ROOM_WAIT`]). False when none came.
+    async fn take_permit(&self) -> bool {
+        if let Ok(p) = self.permits.try_acquire() {
+            p.forget();
+            return true;
+        }
+        self.metrics.evicted(self.bell.evict_longest_idle());
+        match tokio::time::timeout(ROOM_WAIT, self.permits.acquire()).await {
+            Ok(Ok(p)) => {
+                p.forget();
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn new(config: &Config, live: Shared, metrics: Arc<Metrics>) -> Self {
         let server = &config.server;
         let mut h1 = http1::Builder::new();
@@ -169,110 +190,6 @@ fn auto_builder(config: &Config) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(max_header).unwrap_or(u32::MAX));
     builder
-}
-
-/// Wakes connection tasks when the server stops, and idle client
-/// connections on every tick so that they can check their deadline (which
-/// they count in ticks). Busy connections wait on the `Notify`; idle ones
-/// park their waker in a shared list, which costs them a 4-byte slot
-/// number instead of a timer or a `Notified` (64 bytes) of their own.
-#[derive(Default)]
-struct Bell {
-    stopping: AtomicBool,
-    rings: AtomicU32,
-    notify: Notify,
-    idle: Mutex<Parked>,
-}
-
-/// Idle connections' wakers; a free slot is `None` and listed in `free`.
-#[derive(Default)]
-struct Parked {
-    wakers: Vec<Option<Waker>>,
-    free: Vec<u32>,
-}
-
-/// A connection's place in [`Parked`]: its index plus one.
-type Slot = NonZeroU32;
-
-impl Bell {
-    fn stop(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        self.notify.notify_waiters();
-        self.wake_idle();
-    }
-
-    fn ring(&self) {
-        self.rings.fetch_add(1, Ordering::SeqCst);
-        self.wake_idle();
-    }
-
-    fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
-    }
-
-    /// Rings so far.
-    fn rings(&self) -> u32 {
-        self.rings.load(Ordering::SeqCst)
-    }
-
-    fn wake_idle(&self) {
-        let parked = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        for waker in parked.wakers.iter().flatten() {
-            waker.wake_by_ref();
-        }
-    }
-
-    /// Keep `waker` to be woken on the next ring or stop, in `slot` (taken
-    /// on the first call).
-    fn park(&self, slot: &mut Option<Slot>, waker: &Waker) {
-        let mut parked = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let parked = &mut *parked;
-        if let Some(kept) = slot.and_then(|s| parked.wakers.get_mut(index(s))) {
-            match kept {
-                Some(old) if old.will_wake(waker) => {}
-                _ => *kept = Some(waker.clone()),
-            }
-            return;
-        }
-        let at = match parked.free.pop() {
-            Some(at) => at,
-            None => {
-                parked.wakers.push(None);
-                u32::try_from(parked.wakers.len() - 1).unwrap_or(u32::MAX)
-            }
-        };
-        if let Some(kept) = parked.wakers.get_mut(at as usize) {
-            *kept = Some(waker.clone());
-            *slot = Slot::new(at.saturating_add(1));
-        }
-    }
-
-    /// Give `slot` back: its connection is no longer idle.
-    fn unpark(&self, slot: &mut Option<Slot>) {
-        let Some(s) = slot.take() else { return };
-        let mut parked = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(kept) = parked.wakers.get_mut(index(s)) {
-            *kept = None;
-            parked.free.push(s.get() - 1);
-        }
-    }
-
-    /// Completes once the server stops.
-    async fn stopped(&self) {
-        loop {
-            // Created before the flag is read: a stop in between still
-            // completes it.
-            let rung = self.notify.notified();
-            if self.is_stopping() {
-                return;
-            }
-            rung.await;
-        }
-    }
-}
-
-fn index(slot: Slot) -> usize {
-    (slot.get() - 1) as usize
 }
 
 /// How often idle connections look at their deadline: a quarter of
@@ -319,68 +236,7 @@ pub async fn stopped(stop: &mut watch::Receiver<bool>) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
-    use std::task::Wake;
-
     use super::*;
-
-    /// A waker that counts its wakes.
-    #[derive(Default)]
-    struct Counter(AtomicUsize);
-
-    impl Wake for Counter {
-        fn wake(self: Arc<Self>) {
-            self.wake_by_ref();
-        }
-        fn wake_by_ref(self: &Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn counter() -> (Arc<Counter>, Waker) {
-        let c = Arc::new(Counter::default());
-        (Arc::clone(&c), Waker::from(c))
-    }
-
-    fn wakes(c: &Counter) -> usize {
-        c.0.load(Ordering::SeqCst)
-    }
-
-    #[test]
-    fn parked_wakers_are_woken_by_rings_and_stop_until_unparked() {
-        let bell = Bell::default();
-        let (a, a_waker) = counter();
-        let (b, b_waker) = counter();
-        let (mut a_slot, mut b_slot) = (None, None);
-        bell.park(&mut a_slot, &a_waker);
-        bell.park(&mut b_slot, &b_waker);
-        // Parking again with the same waker keeps the slot.
-        let kept = a_slot;
-        bell.park(&mut a_slot, &a_waker);
-        assert_eq!(a_slot, kept);
-        bell.ring();
-        assert_eq!((wakes(&a), wakes(&b), bell.rings()), (1, 1, 1));
-
-        bell.unpark(&mut a_slot);
-        assert_eq!(a_slot, None);
-        bell.ring();
-        assert_eq!((wakes(&a), wakes(&b)), (1, 2));
-
-        // A freed slot is reused rather than the list growing.
-        let (c, c_waker) = counter();
-        let mut c_slot = None;
-        bell.park(&mut c_slot, &c_waker);
-        assert_eq!(c_slot, kept);
-        assert_eq!(bell.idle.lock().expect("lock").wakers.len(), 2);
-
-        bell.stop();
-        assert!(bell.is_stopping());
-        assert_eq!((wakes(&a), wakes(&b), wakes(&c)), (1, 3, 1));
-        assert_eq!(bell.rings(), 2, "a stop is not a ring");
-        bell.unpark(&mut b_slot);
-        bell.unpark(&mut c_slot);
-        assert!(bell.idle.lock().expect("lock").wakers.iter().all(Option::is_none));
-    }
 
     #[test]
     fn idle_connections_never_close_early_and_at_most_a_tick_late() {

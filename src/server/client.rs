@@ -133,8 +133,9 @@ impl Future for ClientConnection {
                         Some(Poll::Pending) => {
                             // Parked before the checks: a stop or ring after
                             // them still finds this waker.
-                            job.bell.park(slot, cx.waker());
-                            if !job.bell.is_stopping() && job.bell.rings() < *until {
+                            job.bell.park(slot, cx.waker(), *until);
+                            let evicted = job.bell.is_evicted(*slot);
+                            if !evicted && !job.bell.is_stopping() && job.bell.rings() < *until {
                                 return Poll::Pending;
                             }
                             job.bell.unpark(slot);

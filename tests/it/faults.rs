@@ -159,3 +159,42 @@ async fn upstream_failures_are_logged_with_their_cause_at_most_once_per_interval
         );
     }
 }
+
+/// Fault review of 9e8e3e0: one client holding `max_connections` idle
+/// keep-alive connections locked everyone else out for `idle_timeout`. At
+/// the cap the longest-idle connection now closes to make room.
+#[tokio::test]
+async fn idle_keep_alive_connections_make_room_at_the_cap() {
+    let up = spawn_echo_upstream().await;
+    let proxy = spawn_proxy(up.addr, "[server]\nmax_connections = 3\nidle_timeout = \"60s\"\n").await;
+    let mut idle = Vec::new();
+    for i in 0..3 {
+        let mut s = TcpStream::connect(proxy.addr).await.expect("connect");
+        s.write_all(format!("GET /hold/{i} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
+            .await
+            .expect("request");
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("answer")
+            .expect("read");
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        idle.push(s);
+        // Distinct idle ages: the first is the longest idle.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let started = Instant::now();
+    let text = crate::support::raw_get(proxy.addr, "/new-client", "").await;
+    assert_eq!(status_of(&text), 200, "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "served within a second or so"
+    );
+    let mut first = idle.remove(0);
+    let closed = tokio::time::timeout(Duration::from_secs(2), first.read(&mut [0u8; 16])).await;
+    assert!(
+        matches!(closed, Ok(Ok(0) | Err(_))),
+        "the longest-idle connection was closed: {closed:?}"
+    );
+    proxy.stop().await;
+}
