@@ -40,9 +40,33 @@ struct ReasonLabel {
     reason: &'static str,
 }
 
+/// How a request ended, for `usher_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Outcome {
+    /// Answered to the last byte.
+    complete,
+    /// The client went away before the answer was complete.
+    client_abort,
+    /// The upstream's body broke off (or stalled) part-way.
+    upstream_abort,
+    /// Refused before usher's pipeline saw it (a malformed head, a head too
+    /// large, a head that did not arrive in time).
+    refused,
+}
+
+/// Every outcome, in `by_class` order.
+const OUTCOMES: [Outcome; 4] = [
+    Outcome::complete,
+    Outcome::client_abort,
+    Outcome::upstream_abort,
+    Outcome::refused,
+];
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ClassLabel {
     class: &'static str,
+    outcome: Outcome,
 }
 
 /// Process-wide metrics.
@@ -50,8 +74,9 @@ struct ClassLabel {
 pub struct Metrics {
     registry: Registry,
     requests: Family<ClassLabel, Counter>,
-    /// The `requests` counters per class, fetched once: no lock per request.
-    by_class: [Counter; 5],
+    /// The `requests` counters per class and outcome, fetched once: no
+    /// lock per request.
+    by_class: [[Counter; 4]; 6],
     duration: Histogram,
     upstream_duration: Histogram,
     connections: Gauge<i64, AtomicI64>,
@@ -69,8 +94,9 @@ impl Default for Metrics {
     }
 }
 
-/// Status classes, in `by_class` order.
-const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+/// Status classes, in `by_class` order; "none" for a request that ended
+/// before it had a status (the client left first).
+const CLASSES: [&str; 6] = ["none", "1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// Latency buckets: 100 µs to about 50 s.
 fn latency() -> Histogram {
@@ -83,7 +109,8 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("usher");
         let requests = Family::<ClassLabel, Counter>::default();
-        let by_class = CLASSES.map(|class| requests.get_or_create(&ClassLabel { class }).clone());
+        let by_class =
+            CLASSES.map(|class| OUTCOMES.map(|outcome| requests.get_or_create(&ClassLabel { class, outcome }).clone()));
         let m = Metrics {
             requests,
             by_class,
@@ -98,7 +125,11 @@ impl Metrics {
             evictions: Counter::default(),
             registry: Registry::default(),
         };
-        registry.register("requests", "Requests answered, by status class", m.requests.clone());
+        registry.register(
+            "requests",
+            "Requests, each counted once when it ended: by status class and outcome",
+            m.requests.clone(),
+        );
         registry.register(
             "request_duration_seconds",
             "Time to answer a request (head)",
@@ -151,11 +182,20 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
-    /// Count an answered request and its duration.
-    pub fn request(&self, status: u16, took: Duration) {
-        let class = usize::from(status / 100).clamp(1, 5) - 1;
-        self.by_class[class].inc();
+    /// Record how long a request took to its response head.
+    pub fn request(&self, took: Duration) {
         self.duration.observe(took.as_secs_f64());
+    }
+
+    /// Count a request that has ended: `status` 0 when it had none.
+    pub fn request_ended(&self, status: u16, outcome: Outcome) {
+        let class = if status == 0 {
+            0
+        } else {
+            usize::from(status / 100).clamp(1, 5)
+        };
+        let outcome = OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(0);
+        self.by_class[class][outcome].inc();
     }
 
     /// Count a new HTTP/1.1 upstream connection.
@@ -225,13 +265,15 @@ mod tests {
     #[test]
     fn renders_every_family_with_zeros() {
         let m = Metrics::new();
-        m.request(204, Duration::from_millis(3));
+        m.request(Duration::from_millis(3));
+        m.request_ended(204, Outcome::complete);
         m.session_rejected(Rejected::BadMac);
         m.login(LoginResult::failure);
         let text = m.render();
         for needle in [
-            "usher_requests_total{class=\"2xx\"} 1",
-            "usher_requests_total{class=\"5xx\"} 0",
+            "usher_requests_total{class=\"2xx\",outcome=\"complete\"} 1",
+            "usher_requests_total{class=\"5xx\",outcome=\"upstream_abort\"} 0",
+            "usher_requests_total{class=\"none\",outcome=\"client_abort\"} 0",
             "usher_session_rejections_total{reason=\"bad_mac\"} 1",
             "usher_session_rejections_total{reason=\"expired\"} 0",
             "usher_logins_total{result=\"failure\"} 1",

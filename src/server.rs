@@ -5,6 +5,7 @@
 //! knowledge, or ALPN on TLS) through hyper-util's auto connection. Knows
 //! nothing of sessions or headers.
 
+mod account;
 mod bell;
 mod client;
 mod exchange;

@@ -147,7 +147,7 @@ impl Service {
         res.headers_mut()
             .insert(request_id::X_REQUEST_ID, trace.request_id.clone());
         let took = started.elapsed();
-        self.metrics.request(res.status().as_u16(), took);
+        self.metrics.request(took);
         if let Some(up) = trace.upstream {
             self.metrics.upstream(up);
         }

@@ -37,6 +37,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
+use super::account::Account;
 use super::exchange::{BodyRead, Exchanges, HandOff, RequestBody, Tracked};
 use super::io::{ClientIo, Stream};
 use super::{Held, Job, Slot};
@@ -271,6 +272,7 @@ async fn cycle(job: &Job, io: ClientIo, conn: Connection) -> Option<ClientIo> {
     let watched = io.watched_by(Arc::clone(&exchanges));
     let service = CycleService {
         live: Arc::clone(&job.live),
+        metrics: Arc::clone(&job.metrics),
         conn,
         exchanges: Arc::clone(&exchanges),
     };
@@ -295,6 +297,19 @@ async fn cycle(job: &Job, io: ClientIo, conn: Connection) -> Option<ClientIo> {
             None
         }
         Err(e) => {
+            // hyper answers (or drops) these itself; the service never saw
+            // them, so they are counted here.
+            if e.is_parse_too_large() {
+                Account::refused(&job.metrics, 431, "request head too large");
+            } else if e.is_parse() {
+                Account::refused(&job.metrics, 400, "malformed request head");
+            } else if e.is_timeout() {
+                Account::refused(
+                    &job.metrics,
+                    408,
+                    "request head not received within header_read_timeout",
+                );
+            }
             debug!(error = %e, remote = %conn.remote, "connection ended with an error");
             None
         }
@@ -307,6 +322,7 @@ type Http1Conn = http1::Connection<TokioIo<ClientIo>, CycleService>;
 /// each exchange counted in and its response body counted out.
 struct CycleService {
     live: Shared,
+    metrics: Arc<crate::metrics::Metrics>,
     conn: Connection,
     exchanges: Arc<Exchanges>,
 }
@@ -327,12 +343,14 @@ impl hyper::service::Service<Request<Incoming>> for CycleService {
         // the next request on a kept-alive connection.
         let service = Arc::clone(&self.live.load().service);
         let exchanges = Arc::clone(&self.exchanges);
-        let method = req.method().clone();
+        let mut account = Account::open(&self.metrics, req.method(), req.uri());
         let conn = self.conn;
         Box::pin(async move {
+            let method = req.method().clone();
             let res = service.handle(req, conn).await;
             let status = res.status();
-            Ok(res.map(|body| Tracked::new(body, exchanges, &method, status)))
+            account.answered(status.as_u16());
+            Ok(res.map(|body| Tracked::new(body, exchanges, &method, status).accounted(account)))
         })
     }
 }

@@ -21,6 +21,7 @@ use http::{Method, Request, StatusCode, Version};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::sync::oneshot;
 
+use super::account::Account;
 use super::io::ClientIo;
 use crate::body::{AtEnd, Body, Watched};
 
@@ -167,21 +168,34 @@ pub struct Tracked {
     exchanges: Arc<Exchanges>,
     ended: bool,
     bodiless: bool,
+    account: Option<Account>,
+}
+
+/// Whether a response with `status` to `method` carries no body (hyper
+/// drops such a body without polling it).
+pub(super) fn is_bodiless(method: &Method, status: StatusCode) -> bool {
+    *method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
 }
 
 impl Tracked {
     /// Wrap `inner`, the body of a response with `status` to `method`.
     pub(super) fn new(inner: Body, exchanges: Arc<Exchanges>, method: &Method, status: StatusCode) -> Self {
-        let bodiless = *method == Method::HEAD
-            || status.is_informational()
-            || status == StatusCode::NO_CONTENT
-            || status == StatusCode::NOT_MODIFIED;
         Tracked {
             inner,
             exchanges,
             ended: false,
-            bodiless,
+            bodiless: is_bodiless(method, status),
+            account: None,
         }
+    }
+
+    /// Count the request in `account` when this body ends.
+    pub(super) fn accounted(mut self, account: Account) -> Self {
+        self.account = Some(account);
+        self
     }
 }
 
@@ -191,8 +205,14 @@ impl HttpBody for Tracked {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(None) = polled {
-            self.ended = true;
+        match &polled {
+            Poll::Ready(None) => self.ended = true,
+            Poll::Ready(Some(Err(_))) => {
+                if let Some(a) = &mut self.account {
+                    a.upstream_failed();
+                }
+            }
+            _ => {}
         }
         polled
     }
@@ -210,6 +230,9 @@ impl Drop for Tracked {
     fn drop(&mut self) {
         if self.ended || self.bodiless || self.inner.is_end_stream() {
             self.exchanges.finish();
+            if let Some(a) = &mut self.account {
+                a.ended();
+            }
         }
     }
 }

@@ -30,6 +30,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::debug;
 
+use super::account::Account;
+use super::exchange::is_bodiless;
 use super::{Job, RequestBody};
 use crate::body::Body;
 use crate::service::Connection;
@@ -43,20 +45,27 @@ impl Job {
     {
         let streams = Arc::new(Streams::new(self.max_per_client));
         let live = Arc::clone(&self.live);
+        let metrics = Arc::clone(&self.metrics);
         let shared = Arc::clone(&streams);
         let hyper_svc = service_fn(move |req: Request<Incoming>| {
             // The service current when the request arrives: reloads apply
             // to the next stream.
             let service = Arc::clone(&live.load().service);
             let streams = Arc::clone(&shared);
+            let mut account = Account::open(&metrics, req.method(), req.uri());
             async move {
                 let open = Open::new(Arc::clone(&streams));
                 let turn = streams.turn().await;
+                let method = req.method().clone();
                 let res = service.handle(req.map(|body| RequestBody::new(body, None)), conn).await;
+                account.answered(res.status().as_u16());
+                let ended = is_bodiless(&method, res.status());
                 Ok::<_, Infallible>(res.map(|body| Counted {
                     body,
                     open,
                     _turn: turn,
+                    account,
+                    ended,
                 }))
             }
         });
@@ -220,6 +229,17 @@ struct Counted {
     body: Body,
     open: Open,
     _turn: Option<OwnedSemaphorePermit>,
+    account: Account,
+    /// Sent to the end (or carries no body).
+    ended: bool,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if self.ended || self.body.is_end_stream() {
+            self.account.ended();
+        }
+    }
 }
 
 impl HttpBody for Counted {
@@ -232,8 +252,11 @@ impl HttpBody for Counted {
         streams.progress.store(streams.now(), Relaxed);
         this.open.set_waiting(false);
         let polled = Pin::new(&mut this.body).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            this.open.set_waiting(frame.is_data() && !this.body.is_end_stream());
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => this.open.set_waiting(frame.is_data() && !this.body.is_end_stream()),
+            Poll::Ready(Some(Err(_))) => this.account.upstream_failed(),
+            Poll::Ready(None) => this.ended = true,
+            Poll::Pending => {}
         }
         polled
     }

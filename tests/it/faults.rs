@@ -198,3 +198,117 @@ async fn idle_keep_alive_connections_make_room_at_the_cap() {
     );
     proxy.stop().await;
 }
+
+/// Fault review of 9e8e3e0: client aborts, requests hyper refused itself and
+/// upstreams that died mid-body were missing from `/metrics` and the log.
+/// A known mix goes in; the same counts come out, once each.
+#[tokio::test]
+async fn every_request_is_counted_once_by_outcome_in_metrics_and_log() {
+    let up = spawn_upstream(|req: http::Request<hyper::body::Incoming>| async move {
+        let path = req.uri().path().to_string();
+        let body: UpBody = match path.as_str() {
+            "/slow" => {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                crate::support::full("late")
+            }
+            "/big" => crate::support::zeros(64 * 1024 * 1024),
+            "/stall" => {
+                let (tx, rx) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, Infallible>>(1);
+                tokio::spawn(async move {
+                    let _ = tx.send(Ok(hyper::body::Frame::data(Bytes::from_static(b"part")))).await;
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                });
+                let frames = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
+                http_body_util::StreamBody::new(frames).boxed()
+            }
+            _ => crate::support::full("ok"),
+        };
+        Ok::<_, Infallible>(http::Response::new(body))
+    })
+    .await;
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+         [upstream]\nurl = \"http://{}\"\nbody_timeout = \"1s\"\n[session]\nsecure = false\n\
+         [access]\ndefault = \"anyone\"\n",
+        up.addr
+    );
+    let usher = crate::support::Usher::start(&["run"], Some(&config));
+    let addr: std::net::SocketAddr = usher.addr.parse().expect("addr");
+    let send = |raw: &'static [u8]| async move {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        s.write_all(raw).await.expect("write");
+        s
+    };
+    for _ in 0..5 {
+        let text = read_all(
+            &mut send(b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await,
+            WAIT,
+        )
+        .await;
+        assert_eq!(status_of(&text), 200);
+    }
+    for _ in 0..3 {
+        let s = send(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        drop(s); // before the head
+    }
+    for _ in 0..2 {
+        let mut s = send(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n").await;
+        let mut some = vec![0u8; 4096];
+        let _ = s.read(&mut some).await;
+        drop(s); // part-way through the body
+    }
+    for _ in 0..2 {
+        let text = read_all(
+            &mut send(b"GET /stall HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await,
+            WAIT,
+        )
+        .await;
+        assert_eq!(status_of(&text), 200, "the head came; the body broke off");
+    }
+    for _ in 0..2 {
+        let text = read_all(&mut send(b"NOT A REQUEST\r\n\r\n").await, WAIT).await;
+        assert_eq!(status_of(&text), 400, "{text}");
+    }
+    let admin = usher.admin.clone().expect("admin");
+    let metric = |text: &str, labels: &str| -> u64 {
+        let key = format!("usher_requests_total{{{labels}}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{key} missing:\n{text}"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let text = loop {
+        let text = crate::support::client()
+            .get(format!("http://{admin}/metrics"))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("text");
+        let total: u64 = text
+            .lines()
+            .filter(|l| l.starts_with("usher_requests_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum();
+        if total >= 14 || Instant::now() > deadline {
+            assert_eq!(total, 14, "every request exactly once:\n{text}");
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(metric(&text, "class=\"2xx\",outcome=\"complete\""), 5);
+    assert_eq!(metric(&text, "class=\"none\",outcome=\"client_abort\""), 3);
+    assert_eq!(metric(&text, "class=\"2xx\",outcome=\"client_abort\""), 2);
+    assert_eq!(metric(&text, "class=\"2xx\",outcome=\"upstream_abort\""), 2);
+    assert_eq!(metric(&text, "class=\"4xx\",outcome=\"refused\""), 2);
+    assert!(text.contains("usher_connections_accepted_total 14"), "{text}");
+    let log = usher.log_text();
+    assert_eq!(log.matches("request aborted").count(), 7, "{log}");
+    assert_eq!(log.matches("request refused before routing").count(), 2, "{log}");
+    assert!(log.contains("path=\"/slow\""), "aborted lines name the path:\n{log}");
+}
+
+const WAIT: Duration = Duration::from_secs(10);

@@ -204,7 +204,14 @@ async fn admin_endpoints_and_metrics_parsed_by_a_real_parser() {
             .as_f64()
             .unwrap_or_else(|| panic!("{k} missing in {samples}"))
     };
-    assert!(get("usher_requests_total{\"class\": \"2xx\"}") >= 4.0);
+    // Counted when each request ended (the scrape itself is on the admin
+    // listener, not counted here).
+    assert!(get("usher_requests_total{\"class\": \"2xx\", \"outcome\": \"complete\"}") >= 4.0);
+    assert_eq!(
+        get("usher_requests_total{\"class\": \"none\", \"outcome\": \"client_abort\"}"),
+        0.0
+    );
+    assert!(get("usher_connections_accepted_total{}") >= 1.0);
     assert_eq!(get("usher_session_rejections_total{\"reason\": \"malformed\"}"), 1.0);
     assert_eq!(get("usher_logins_total{\"result\": \"failure\"}"), 0.0);
     assert!(get("usher_upstream_duration_seconds_count{}") >= 4.0);
