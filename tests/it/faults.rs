@@ -325,13 +325,17 @@ async fn a_backend_killed_and_restarted_under_load_gives_502s_then_recovers() {
     let url = proxy.url("/public/load");
     let c = crate::support::client();
     let load_started = Instant::now();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = {
-        let (c, url) = (c.clone(), url.clone());
+        let (c, url, done) = (c.clone(), url.clone(), std::sync::Arc::clone(&done));
         tokio::spawn(async move {
             let mut statuses = Vec::new();
             let started = load_started;
-            // Bounded in count and time.
-            while started.elapsed() < Duration::from_secs(6) && statuses.len() < 50_000 {
+            // Bounded in count and time; ends a while after the restart.
+            while !done.load(std::sync::atomic::Ordering::Relaxed)
+                && started.elapsed() < Duration::from_secs(60)
+                && statuses.len() < 200_000
+            {
                 let sent = tokio::time::timeout(Duration::from_secs(5), c.get(&url).send()).await;
                 let status = match sent {
                     Ok(Ok(res)) => res.status().as_u16(),
@@ -359,13 +363,23 @@ async fn a_backend_killed_and_restarted_under_load_gives_502s_then_recovers() {
     .await
     .expect("restart");
     let restarted_at = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
     let statuses = load.await.expect("load");
     let odd: Vec<_> = statuses.iter().filter(|(_, s)| !matches!(s, 200 | 502)).collect();
     assert!(odd.is_empty(), "only 200 and 502 (0 = hung, 1 = broken): {odd:?}");
     assert!(statuses.iter().any(|(_, s)| *s == 502), "the outage was seen");
-    let last_502 = statuses.iter().rev().find(|(_, s)| *s == 502).map(|(t, _)| *t).expect("502");
+    let last_502 = statuses
+        .iter()
+        .rev()
+        .find(|(_, s)| *s == 502)
+        .map(|(t, _)| *t)
+        .expect("502");
     let after: Vec<_> = statuses.iter().filter(|(t, _)| *t > last_502).collect();
-    assert!(!after.is_empty() && after.iter().all(|(_, s)| *s == 200), "recovered by itself");
+    assert!(
+        !after.is_empty() && after.iter().all(|(_, s)| *s == 200),
+        "recovered by itself"
+    );
     // Measured, not asserted: how soon after the backend listened again
     // the first request was served.
     let back = restarted_at.duration_since(load_started);
