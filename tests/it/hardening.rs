@@ -90,6 +90,11 @@ impl ChildApp {
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
         ChildApp { child, addr, log }
     }
+
+    /// Everything it printed so far (stdout and stderr).
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log").clone()
+    }
 }
 
 fn root() -> PathBuf {

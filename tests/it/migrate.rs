@@ -10,11 +10,9 @@
 //! that `scripts/test.sh` makes (with fastapi, uvicorn, flask, itsdangerous).
 //! Without it these tests fail, they do not skip.
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -22,6 +20,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 
+use crate::hardening::ChildApp;
 use crate::login::{jar, sign_in_at};
 use crate::support::{Proxy, Seen, client, spawn_echo_upstream, spawn_proxy};
 
@@ -124,17 +123,8 @@ fn venv_python(fw: Framework) -> PathBuf {
 
 /// A real app in a child process on a free port; killed on drop.
 struct App {
-    child: Child,
+    child: ChildApp,
     addr: SocketAddr,
-    /// Everything it printed (stdout and stderr), for failure messages.
-    log: Arc<Mutex<String>>,
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl App {
@@ -144,49 +134,15 @@ impl App {
         let script = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/apps")
             .join(fw.script());
-        let mut child = Command::new(python)
-            .arg("-u")
-            .arg(&script)
-            .arg("0")
-            .env("SECRET_KEY", SECRET)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn the app");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel::<String>();
-        // stdout: the first line names the port; then keep draining both
-        // pipes so the app never blocks on a full one.
-        let stdout = child.stdout.take().expect("stdout");
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line.clone());
-                sink.lock().expect("log").push_str(&format!("{line}\n"));
-            }
-        });
-        let mut stderr = child.stderr.take().expect("stderr");
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stderr.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().expect("log").push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-            std::thread::sleep(Duration::from_millis(200));
-            panic!("{} did not report its port:\n{}", fw.script(), log.lock().expect("log"))
-        });
-        let addr: SocketAddr = line
-            .strip_prefix("listening on http://")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line from {}: {line:?}", fw.script()));
-        let app = App { child, addr, log };
+        let child = ChildApp::start(
+            &python,
+            &["-u", script.to_str().expect("utf-8 path"), "0"],
+            &[("SECRET_KEY", SECRET), ("PYTHONDONTWRITEBYTECODE", "1")],
+        );
+        let app = App {
+            addr: child.addr,
+            child,
+        };
         app.wait_until_answering(fw).await;
         app
     }
@@ -216,7 +172,7 @@ impl App {
     }
 
     fn log(&self) -> String {
-        self.log.lock().expect("log").clone()
+        self.child.log()
     }
 }
 
