@@ -49,6 +49,20 @@ fn check_reports_every_problem_and_exits_64() {
     assert!(!t.contains("hunter2"), "secret echoed:\n{t}");
 }
 
+/// Attack review of 9e8e3e0: `check` stopped at the first unknown key and
+/// hid every other problem.
+#[test]
+fn check_reports_unknown_keys_together_with_every_other_problem() {
+    let config = "[server]\nlistn = \"x\"\nmax_connections = 0\n[upstream]\ntimout = \"5s\"\nurl = \"ftp://x\"\n";
+    let out = usher(&["check"], Some(config));
+    assert_eq!(out.status.code(), Some(64));
+    let t = text(&out);
+    for key in ["server.listn", "upstream.timout", "server.max_connections", "upstream.url"] {
+        assert!(t.contains(key), "{key} missing from:\n{t}");
+    }
+    assert!(t.contains("line 2") && t.contains("line 5"), "unknown keys name their lines:\n{t}");
+}
+
 #[test]
 fn run_with_a_bad_config_binds_nothing_and_exits_64() {
     let out = usher(&["run"], Some("[server]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n"));
