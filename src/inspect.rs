@@ -74,14 +74,27 @@ pub fn decode(cfg: &config::Session, cookie: &str, now: u64) -> Decoded {
             } else {
                 "the signing key"
             };
+            let expires = opened.issued_at.saturating_add(limits.max_age);
             Decoded::Valid(format!(
-                "valid: signed by {key}\nissued   {} (unix), {} ago\nexpires  in {} without activity\n{json}\n",
+                "valid: signed by {key}\nissued   {} ({} unix), {} ago\nexpires  {} ({} unix), in {} without activity\n{json}\n",
+                rfc3339(opened.issued_at),
                 opened.issued_at,
                 format_duration(Duration::from_secs(age)),
+                rfc3339(expires),
+                expires,
                 format_duration(Duration::from_secs(left)),
             ))
         }
     }
+}
+
+/// Unix seconds as RFC 3339 in UTC (`2026-12-02T05:30:00Z`).
+pub fn rfc3339(unix: u64) -> String {
+    let at = i64::try_from(unix)
+        .ok()
+        .and_then(|n| time::OffsetDateTime::from_unix_timestamp(n).ok());
+    at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| "(out of range)".to_string())
 }
 
 #[cfg(test)]
@@ -108,6 +121,7 @@ mod tests {
         match decode(&c.session, &format!("usher_session={value}"), 1060) {
             Decoded::Valid(text) => {
                 assert!(text.contains("\"alice\"") && text.contains("1m ago"), "{text}");
+                assert!(text.contains("issued   1970-01-01T00:16:40Z (1000 unix)"), "{text}");
             }
             Decoded::Rejected(r) => panic!("rejected: {r}"),
         }

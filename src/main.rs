@@ -347,13 +347,16 @@ fn default_backlog() -> u32 {
 
 /// `usher healthcheck`: GET the URL; 0 on 200, 1 otherwise.
 fn healthcheck(url: &str) -> ExitCode {
-    let uri: http::Uri = match url.parse() {
-        Ok(u) => u,
-        Err(_) => {
-            eprintln!("usher: not a URL: {url:?}");
+    let uri: http::Uri = match url.parse::<http::Uri>() {
+        Ok(u) if u.scheme_str() == Some("http") && u.authority().is_some() => u,
+        _ => {
+            eprintln!(
+                "usher: --url must be an http URL with a host, such as http://127.0.0.1:9090/healthz; got {url:?}"
+            );
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let target = uri.authority().map_or_else(String::new, ToString::to_string);
     block_on(NonZeroUsize::new(1), async move {
         let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build_http::<http_body_util::Empty<bytes::Bytes>>();
@@ -364,7 +367,7 @@ fn healthcheck(url: &str) -> ExitCode {
                 ExitCode::from(EXIT_RUNTIME)
             }
             Ok(Err(e)) => {
-                eprintln!("usher: {url}: {e}");
+                eprintln!("usher: {}", plain_failure(&e, &target));
                 ExitCode::from(EXIT_RUNTIME)
             }
             Err(_) => {
@@ -373,6 +376,26 @@ fn healthcheck(url: &str) -> ExitCode {
             }
         }
     })
+}
+
+/// What went wrong reaching `target`, in words: the innermost cause
+/// ("nothing listening on 127.0.0.1:9090"), not hyper's "client error
+/// (Connect)".
+fn plain_failure(e: &(dyn std::error::Error + 'static), target: &str) -> String {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut deepest = e;
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return format!("nothing listening on {target}"),
+                std::io::ErrorKind::TimedOut => return format!("{target} did not accept a connection in time"),
+                _ => {}
+            }
+        }
+        deepest = c;
+        cause = c.source();
+    }
+    format!("could not reach {target}: {deepest}")
 }
 
 /// Completes on SIGTERM or Ctrl-C.

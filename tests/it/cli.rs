@@ -3,10 +3,18 @@
 use std::process::{Command, Output};
 
 fn usher(args: &[&str], config_text: Option<&str>) -> Output {
+    usher_with_keys(args, config_text, Some(crate::support::TEST_KEY))
+}
+
+/// `usher ARGS -c FILE`, with `$USHER_SECRET_KEYS` set to `keys` or unset.
+fn usher_with_keys(args: &[&str], config_text: Option<&str>, keys: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_usher"));
     cmd.args(args)
         .env_remove("USHER_CONFIG")
-        .env("USHER_SECRET_KEYS", crate::support::TEST_KEY);
+        .env_remove("USHER_SECRET_KEYS");
+    if let Some(keys) = keys {
+        cmd.env("USHER_SECRET_KEYS", keys);
+    }
     let dir = crate::support::TempDir::new("cli");
     if let Some(text) = config_text {
         let path = dir.join("usher.toml");
@@ -57,10 +65,18 @@ fn check_reports_unknown_keys_together_with_every_other_problem() {
     let out = usher(&["check"], Some(config));
     assert_eq!(out.status.code(), Some(64));
     let t = text(&out);
-    for key in ["server.listn", "upstream.timout", "server.max_connections", "upstream.url"] {
+    for key in [
+        "server.listn",
+        "upstream.timout",
+        "server.max_connections",
+        "upstream.url",
+    ] {
         assert!(t.contains(key), "{key} missing from:\n{t}");
     }
-    assert!(t.contains("line 2") && t.contains("line 5"), "unknown keys name their lines:\n{t}");
+    assert!(
+        t.contains("line 2") && t.contains("line 5"),
+        "unknown keys name their lines:\n{t}"
+    );
 }
 
 #[test]
@@ -173,4 +189,39 @@ fn session_decode_explains_a_cookie() {
     let out = usher(&["session", "decode", &tampered], Some(config));
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("rejected"), "{}", text(&out));
+}
+
+/// A new user's first `usher check -c config.example.toml`: the key file it
+/// names does not exist yet, and the message says how to make it.
+#[test]
+fn checking_the_example_says_how_to_make_the_key_file() {
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml")).expect("example");
+    let text_of_file = example.replace("/run/secrets/usher_keys", "/nonexistent/usher_keys");
+    let out = usher_with_keys(&["check"], Some(&text_of_file), None);
+    assert_eq!(out.status.code(), Some(64));
+    let t = text(&out);
+    assert!(t.contains("usher gen-secret > /nonexistent/usher_keys"), "{t}");
+    assert_eq!(
+        t.matches("session.secret_keys_file").count(),
+        1,
+        "the only problem:\n{t}"
+    );
+}
+
+/// `usher healthcheck` speaks plainly, and a malformed `--url` is a usage
+/// error (64).
+#[test]
+fn healthcheck_says_what_failed_in_words() {
+    let out = usher(&["healthcheck", "--url", "http://127.0.0.1:1/healthz"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("nothing listening on 127.0.0.1:1"),
+        "{}",
+        text(&out)
+    );
+    for bad in ["localhost:9090", "not a url", "ftp://127.0.0.1/x", "/healthz"] {
+        let out = usher(&["healthcheck", "--url", bad], None);
+        assert_eq!(out.status.code(), Some(64), "{bad}: {}", text(&out));
+    }
 }

@@ -138,7 +138,14 @@ fn keys(
         match (env.read_file)(Path::new(path)) {
             Ok(text) => ("session.secret_keys_file", parse_key_list(&text)),
             Err(why) => {
-                p.push("session.secret_keys_file", format!("cannot read {path:?}: {why}"));
+                let fix = if why.contains("not found") || why.contains("No such file") {
+                    format!(
+                        "; create it with `usher gen-secret > {path}` (one key per line), or set $USHER_SECRET_KEYS"
+                    )
+                } else {
+                    String::new()
+                };
+                p.push("session.secret_keys_file", format!("cannot read {path:?}: {why}{fix}"));
                 return None;
             }
         }
