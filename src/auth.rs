@@ -198,13 +198,28 @@ impl Auth {
         if !csrf::verify(&s.keys, form_cookie, field("csrf"), cx.now) {
             self.metrics.login(LoginResult::bad_form);
             let msg = "The sign-in form expired. Please try again.";
+            if !cx.html {
+                return respond::error(StatusCode::FORBIDDEN, "bad_form", msg, false);
+            }
             let mut res = self.login_page(&HeaderMap::new(), rd, Some(msg), &username, cx);
             *res.status_mut() = StatusCode::FORBIDDEN;
             return res;
         }
         let canonical = users::canonical(&username);
         if let Err(wait) = self.limits.allowed(cx.ip, &canonical, Instant::now()) {
-            return self.too_many(wait, cx);
+            let mut res = self.too_many(wait, cx);
+            if cx.html {
+                // A browser gets the sign-in form again, saying when to retry.
+                let secs = limit::retry_after_secs(wait);
+                let msg = format!("Too many sign-in attempts. Please wait {secs} seconds and try again.");
+                let retry = res.headers_mut().remove(header::RETRY_AFTER);
+                res = self.login_page(&parts.headers, rd, Some(&msg), &username, cx);
+                *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                if let Some(retry) = retry {
+                    res.headers_mut().insert(header::RETRY_AFTER, retry);
+                }
+            }
+            return res;
         }
         if self.limits.braked(&canonical, Instant::now()) {
             // Guesses for this user come from many clients: slow every

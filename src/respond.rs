@@ -6,11 +6,17 @@ use http::{Method, Response, StatusCode};
 
 use crate::body::{self, Body};
 
-/// Whether a request comes from a browser navigating (HTML wanted) rather
-/// than from a script or API client (JSON wanted): GET or HEAD, no
-/// `X-Requested-With`, and an `Accept` that prefers `text/html` to JSON.
+/// Whether a request comes from a browser navigating (sent to sign in
+/// rather than answered 401): GET or HEAD, and [`prefers_html`].
 pub fn wants_html(method: &Method, headers: &HeaderMap) -> bool {
-    if !(method == Method::GET || method == Method::HEAD) || headers.contains_key("x-requested-with") {
+    (method == Method::GET || method == Method::HEAD) && prefers_html(headers)
+}
+
+/// Whether usher's own pages and refusals should be HTML (SPEC §3.4),
+/// whatever the method (a browser's form POST gets a page too): no
+/// `X-Requested-With`, and an `Accept` that prefers `text/html` to JSON.
+pub fn prefers_html(headers: &HeaderMap) -> bool {
+    if headers.contains_key("x-requested-with") {
         return false;
     }
     let mut html = 0.0_f32;

@@ -122,7 +122,9 @@ impl Service {
     /// Handle one request; never fails: errors become responses.
     pub async fn handle(&self, req: Request<RequestBody>, conn: Connection) -> Response<Body> {
         let started = Instant::now();
-        let html = respond::wants_html(req.method(), req.headers());
+        // Refusals are pages for a browser whatever the method; only a
+        // navigation (GET/HEAD) is sent to sign in.
+        let html = respond::prefers_html(req.headers());
         let proxies = &self.config.server.trusted_proxies;
         let trusted = proxies.contains(conn.remote.ip());
         let mut trace = Trace {
@@ -244,6 +246,7 @@ impl Service {
             decide::Decide {
                 config: &self.config,
                 html,
+                navigating: html && matches!(parts.method, Method::GET | Method::HEAD),
             }
             .access(&parts.method, &target, found.session.as_ref())
         };

@@ -23,8 +23,10 @@ pub fn identity(session: &Map<String, Value>) -> Option<Identity<'_>> {
 pub struct Decide<'a> {
     /// The configuration (rules, prefix).
     pub config: &'a Config,
-    /// Browser (HTML) or API (JSON) answers.
+    /// Browser (HTML) or API (JSON) refusals.
     pub html: bool,
+    /// A browser navigating (GET/HEAD): sent to sign in rather than 401.
+    pub navigating: bool,
 }
 
 impl Decide<'_> {
@@ -52,8 +54,7 @@ impl Decide<'_> {
     /// client gets 401 JSON.
     fn need_login(&self, target: &PathAndQuery) -> Response<Body> {
         let prefix = &self.config.server.prefix;
-        // `html` already implies GET or HEAD (the browser rule).
-        if !self.html {
+        if !self.navigating {
             return auth::unauthenticated(prefix);
         }
         let rd: String = form_urlencoded::byte_serialize(target.as_str().as_bytes()).collect();

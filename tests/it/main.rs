@@ -16,6 +16,7 @@ mod keepalive; // plain HTTP/1.1 between requests: reuse, pipelining, unread bod
 mod login; // sign-in journeys, brute-force limits, htpasswd, cross-site guard
 mod migrate; // real FastAPI and Flask apps behind usher share their session cookie
 mod ops; // the real binary: SIGTERM drain, SIGHUP reload, admin, metrics, logs
+mod pages; // refusals as HTML for browsers, JSON for API clients
 mod session; // cookie-jar journeys: backend writes, carts, sign-out, bad cookies
 mod spoof; // the strip-then-inject matrix: no client value ever reaches the upstream
 mod streaming; // 200 MB each way through the real binary, RSS bounded
