@@ -31,6 +31,10 @@
 #   USHER_IMAGE_WORK   rootfs and builder context (default /var/tmp/usher-image)
 #   DEBIAN_MIRROR      (default http://deb.debian.org/debian)
 #   REBUILD_BASE=1     redo the rootfs, base and builder images
+#   KEEP_BUILDER=1     keep the rootfs, the base and builder images and the
+#                      build stages afterwards (about 2.4 GB; a rebuild then
+#                      takes seconds instead of minutes). By default they
+#                      are removed once the image is proved.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -151,3 +155,13 @@ podman image inspect --format \
     "$image"
 size=$(podman image inspect --format '{{.Size}}' "$image")
 say "image $image: $size bytes ($(numfmt --to=iec --suffix=B "$size")), built in $((SECONDS - start))s"
+
+# 6. Clean up what only the build needed, unless asked to keep it.
+if [ "${KEEP_BUILDER:-0}" != 1 ]; then
+    podman image unmount "$image" >/dev/null 2>&1 || true
+    trap - EXIT
+    say "removing $builder_image, $base_image, dangling build stages and $work/rootfs (KEEP_BUILDER=1 keeps them)"
+    podman image rm --force "$builder_image" "$base_image" >/dev/null 2>&1 || true
+    podman image prune --force >/dev/null 2>&1 || true
+    rm -rf "$work/rootfs" "$work/rootfs.ok"
+fi

@@ -91,10 +91,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn demo_config_is_valid_and_warns_only_about_plain_http() {
+    fn demo_config_is_valid_and_warns_only_about_plain_http_and_identity_writes() {
         let c = config("127.0.0.1:9".parse().expect("addr"), "d".repeat(43)).expect("valid");
         assert_eq!(c.session.forward.len(), 5);
         assert!(c.session.writes.is_some());
-        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        // The demo app signs people in itself ("Sign in as demo"), so it
+        // may write identity fields, and `check` says what that means.
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        assert!(
+            c.warnings.iter().any(|w| w.contains("session.secure = false")),
+            "{:?}",
+            c.warnings
+        );
+        assert!(
+            c.warnings.iter().any(|w| w.contains("write user, email, groups")),
+            "{:?}",
+            c.warnings
+        );
     }
 }

@@ -89,6 +89,20 @@ pub(super) fn session(
         .as_ref()
         .and_then(|w| writes(w, forward.as_deref().unwrap_or(&[]), p));
     let writes = if raw.upstream.is_some() { Some(writes?) } else { None };
+    if let Some(w) = &writes {
+        let identity: Vec<&str> = ["user", "email", "groups"]
+            .into_iter()
+            .filter(|f| w.writable.allows(f))
+            .collect();
+        if !identity.is_empty() {
+            warnings.push(format!(
+                "session.upstream.writable lets the backend write {}: whatever the backend (or anyone who can \
+                 make it send the header) writes there is who the access rules then see; list only the fields \
+                 it owns (a cart, preferences)",
+                identity.join(", ")
+            ));
+        }
+    }
     Some(Session {
         cookie: cookie?,
         legacy_cookie,

@@ -399,3 +399,19 @@ fn reload_names_every_setting_that_needs_a_restart() {
     );
     assert!(crate::config::needs_restart((&old.server, &old.upstream), (&old.server, &old.upstream)).is_empty());
 }
+
+/// `usher check` warns when the backend may write identity fields.
+#[test]
+fn writable_identity_fields_are_warned_about() {
+    let c = parse("[session.upstream]\nwritable = [\"cart\"]\n").expect("config");
+    assert!(!c.warnings.iter().any(|w| w.contains("writable")), "{:?}", c.warnings);
+    let c = parse("[session.upstream]\nwritable = [\"*\"]\n").expect("config");
+    let w = c.warnings.iter().find(|w| w.contains("writable")).expect("warned");
+    assert!(w.contains("user, email, groups"), "{w}");
+    let c = parse("[session.upstream]\nwritable = [\"groups\", \"cart\"]\n").expect("config");
+    assert!(
+        c.warnings.iter().any(|w| w.contains("write groups:")),
+        "{:?}",
+        c.warnings
+    );
+}
