@@ -81,6 +81,10 @@ pub struct Context<'a> {
     pub now: u64,
     /// Browser (HTML) or API (JSON) answers.
     pub html: bool,
+    /// The host, when the request came over plain HTTP to a host that is
+    /// not loopback while the cookies are `Secure`: the browser will drop
+    /// them, and signing in cannot work.
+    pub insecure_host: Option<&'a str>,
 }
 
 impl Auth {
@@ -171,6 +175,7 @@ impl Auth {
             username,
             error,
             hint: login.hint.as_deref(),
+            notice: cx.insecure_host.map(insecure_notice).as_deref(),
         });
         let status = if error.is_some() {
             StatusCode::UNAUTHORIZED
@@ -197,7 +202,14 @@ impl Auth {
         let form_cookie = cookie::find(&parts.headers, s.csrf_cookie.name()).unwrap_or("");
         if !csrf::verify(&s.keys, form_cookie, field("csrf"), cx.now) {
             self.metrics.login(LoginResult::bad_form);
-            let msg = "The sign-in form expired. Please try again.";
+            let msg = match cx.insecure_host {
+                // The likely cause: the browser dropped the Secure cookie.
+                Some(_) if form_cookie.is_empty() => {
+                    "Your browser did not send the sign-in cookie back: this page was reached over plain HTTP \
+                     and the cookies are Secure (see the note above)."
+                }
+                _ => "The sign-in form expired. Please try again.",
+            };
             if !cx.html {
                 return respond::error(StatusCode::FORBIDDEN, "bad_form", msg, false);
             }
@@ -337,6 +349,28 @@ impl Auth {
             );
         }
         json_response(StatusCode::OK, &Value::Object(doc))
+    }
+}
+
+/// What the sign-in page says, and what the log says once, when cookies
+/// are `Secure` but the browser reached `host` over plain HTTP.
+fn insecure_notice(host: &str) -> String {
+    warn_insecure_once(host);
+    format!(
+        "this page was reached over plain HTTP at {host}, but usher's cookies are Secure, so the browser will not \
+         send them back and signing in will fail. Serve it over HTTPS (server.tls_cert and server.tls_key, or a \
+         TLS proxy listed in server.trusted_proxies), or for a trial set secure = false under [session]."
+    )
+}
+
+fn warn_insecure_once(host: &str) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        warn!(
+            host,
+            "sign-in page served over plain HTTP to a non-loopback host while session.secure = true: browsers drop \
+             Secure cookies there and every sign-in fails; use HTTPS, or secure = false for a trial"
+        );
     }
 }
 

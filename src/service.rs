@@ -220,7 +220,9 @@ impl Service {
             if cross_site {
                 return Ok(decide::cross_site(html));
             }
+            let insecure = insecure_host(&parts.headers, host.as_ref(), trusted, conn, session.cookie.secure());
             let cx = auth::Context {
+                insecure_host: insecure.as_deref(),
                 ip: trace.client,
                 request_id: request_id::text(&trace.request_id),
                 session: found.session.as_ref(),
@@ -381,6 +383,37 @@ fn normalised_target(uri: &Uri) -> Result<PathAndQuery, RequestError> {
             PathAndQuery::try_from(text).map_err(|_| RequestError::Internal)
         }
     }
+}
+
+/// The host a browser reached over plain HTTP while the cookies are
+/// `Secure` (the scheme as a trusted proxy reports it, else the
+/// connection's), unless it is loopback, which browsers treat as secure.
+fn insecure_host(
+    headers: &HeaderMap,
+    host: Option<&HeaderValue>,
+    trusted: bool,
+    conn: Connection,
+    secure: bool,
+) -> Option<String> {
+    if !secure {
+        return None;
+    }
+    let forwarded = trusted
+        .then(|| headers.get(hop::X_FORWARDED_PROTO)?.to_str().ok())
+        .flatten()
+        .map(|p| p.split(',').next().unwrap_or("").trim());
+    if forwarded.unwrap_or(conn.proto()) != "http" {
+        return None;
+    }
+    let host = host?.to_str().ok()?;
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(n, _)| n),
+    };
+    let loopback = name.eq_ignore_ascii_case("localhost")
+        || name.to_ascii_lowercase().ends_with(".localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    (!loopback).then(|| host.to_string())
 }
 
 /// The host the client asked for: `Host`, or the HTTP/2 `:authority`.

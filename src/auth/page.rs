@@ -19,6 +19,9 @@ pub struct LoginForm<'a> {
     pub error: Option<&'a str>,
     /// A hint line under the form (e.g. the demo's credentials).
     pub hint: Option<&'a str>,
+    /// A warning above the form about the deployment (cookies that cannot
+    /// work over plain HTTP).
+    pub notice: Option<&'a str>,
 }
 
 /// The sign-in page.
@@ -31,8 +34,17 @@ pub fn login(form: &LoginForm<'_>) -> String {
         .hint
         .map(|h| format!("<p class=\"muted\">{}</p>", escape(h)))
         .unwrap_or_default();
+    let notice = form
+        .notice
+        .map(|n| {
+            format!(
+                "<p class=\"error\" role=\"alert\"><strong>Setup problem:</strong> {}</p>",
+                escape(n)
+            )
+        })
+        .unwrap_or_default();
     let body = format!(
-        "<h1>Sign in to {app}</h1>{error}\
+        "<h1>Sign in to {app}</h1>{notice}{error}\
          <form method=\"post\" action=\"{action}\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <input type=\"hidden\" name=\"rd\" value=\"{rd}\">\
@@ -79,6 +91,7 @@ mod tests {
             rd: "/x?a=1&b=\"2\"",
             username: "<script>",
             error: Some("Invalid username or password."),
+            notice: None,
             hint: None,
         });
         assert!(html.contains("Sign in to &lt;App&gt;"));

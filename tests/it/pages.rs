@@ -141,3 +141,44 @@ async fn refusals_are_html_for_browsers_and_json_for_api_clients() {
     both(502, kind(get(BROWSER)).await, kind(get(API)).await, "502");
     proxy.stop().await;
 }
+
+/// A new user's first deployment: `secure = true` (the default) opened as
+/// `http://myapp.test`. The browser drops the Secure cookies, and the
+/// sign-in used to fail with "the form expired". The page says why now;
+/// loopback (which browsers treat as secure) gets no such note.
+#[tokio::test]
+async fn secure_cookies_over_plain_http_are_explained() {
+    let up = crate::support::spawn_echo_upstream().await;
+    let config = format!(
+        "[session]\nsecret_keys = [\"{}\"]\n{}\n[access]\ndefault = \"anyone\"\n",
+        crate::support::TEST_KEY,
+        users()
+    );
+    let proxy = spawn_proxy(up.addr, &config).await;
+    let page = crate::support::raw_get(proxy.addr, "/.usher/login", "Accept: text/html\r\n").await;
+    assert!(
+        page.contains("Setup problem") && page.contains("plain HTTP at app.test"),
+        "{page}"
+    );
+    assert!(page.contains("secure = false"), "names the way out for a trial: {page}");
+    let local = format!(
+        "GET /.usher/login HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+        proxy.addr.port()
+    );
+    let local = crate::support::raw_exchange(proxy.addr, local.as_bytes(), Duration::from_secs(5)).await;
+    assert!(
+        local.starts_with("HTTP/1.1 200") && !local.contains("Setup problem"),
+        "{local}"
+    );
+    // The post arrives without the form cookie the browser dropped.
+    let body = "username=alice&password=wonderland&csrf=x&rd=%2F";
+    let post = format!(
+        "POST /.usher/login HTTP/1.1\r\nHost: app.test\r\nAccept: text/html\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let res = crate::support::raw_exchange(proxy.addr, post.as_bytes(), Duration::from_secs(5)).await;
+    assert_eq!(crate::support::status_of(&res), 403, "{res}");
+    assert!(res.contains("did not send the sign-in cookie back"), "{res}");
+    proxy.stop().await;
+}
