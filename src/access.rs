@@ -172,6 +172,11 @@ impl Policy {
         &self.rules
     }
 
+    /// What a path no rule matches requires.
+    pub fn default_allow(&self) -> Allow {
+        self.default
+    }
+
     /// Decide a request for the normalised `path` (no query). See
     /// [`decide_with_rule`](Self::decide_with_rule).
     pub fn decide(&self, method: &Method, path: &str, who: Option<&Identity<'_>>) -> Decision {
@@ -271,6 +276,30 @@ impl Policy {
 }
 
 impl Rule {
+    /// One line for `usher check`: the pattern, the methods, who may pass.
+    pub fn describe(&self) -> String {
+        let methods = match &self.methods {
+            None => String::new(),
+            Some(m) => format!(" [{}]", m.iter().map(Method::as_str).collect::<Vec<_>>().join(", ")),
+        };
+        let who = match (self.allow, self.groups.is_empty() && self.users.is_empty()) {
+            (Allow::Anyone, _) => "anyone".to_string(),
+            (Allow::Nobody, _) => "nobody".to_string(),
+            (Allow::Authenticated, true) => "signed in".to_string(),
+            (Allow::Authenticated, false) => {
+                let mut parts = Vec::new();
+                if !self.groups.is_empty() {
+                    parts.push(format!("groups {}", self.groups.join(", ")));
+                }
+                if !self.users.is_empty() {
+                    parts.push(format!("users {}", self.users.join(", ")));
+                }
+                parts.join(" or ")
+            }
+        };
+        format!("{}{methods} -> {who}", self.pattern.as_str())
+    }
+
     fn applies(&self, method: Option<&Method>, path: &str, reading: Reading, case_insensitive: bool) -> bool {
         self.covers(method) && self.pattern.matches_as(path, reading, case_insensitive)
     }

@@ -325,11 +325,28 @@ impl Config {
             let nets: Vec<String> = s.trusted_proxies.nets().iter().map(|n| n.to_string()).collect();
             nets.join(", ")
         };
+        let names = self.login.users.names();
+        let users = match names.len() {
+            0 => "none (no password sign-in)".to_string(),
+            n if n <= 10 => format!("{n}: {}", names.join(", ")),
+            n => format!("{n}: {}, ...", names[..10].join(", ")),
+        };
+        let default = match self.access.default_allow() {
+            crate::access::Allow::Anyone => "anyone",
+            crate::access::Allow::Authenticated => "signed in",
+            crate::access::Allow::Nobody => "nobody",
+        };
+        let mut rules = String::new();
+        for (i, rule) in self.access.rules().iter().enumerate() {
+            rules.push_str(&format!("  {:>2}. {}\n", i + 1, rule.describe()));
+        }
         format!(
             "listen           {}\n\
              upstream         {}://{} (connect {}, response {}, host {})\n\
              trusted proxies  {}\n\
              limits           headers {} bytes within {}\n\
+             users            {users}\n\
+             access           first match wins; otherwise {default}\n{rules}\
              {}",
             s.listen,
             u.scheme,

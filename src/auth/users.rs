@@ -169,6 +169,13 @@ impl Users {
         self.running.1.load(Ordering::SeqCst)
     }
 
+    /// The users' names as configured, sorted (for `usher check`).
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.by_name.values().map(|u| u.name.as_str()).collect();
+        names.sort_unstable();
+        names
+    }
+
     /// How many users there are.
     pub fn len(&self) -> usize {
         self.by_name.len()

@@ -39,6 +39,33 @@ fn check_accepts_a_good_config_with_a_summary() {
     assert!(text(&out).contains("127.0.0.1:9000"));
 }
 
+/// What a reviewer wants to see: users, each rule in order, what the
+/// backend may write, and a warning when it may write identity.
+#[test]
+fn check_summarises_users_rules_and_backend_writes() {
+    let hash = usher::auth::users::hash_password("pw").expect("hash");
+    let config = format!(
+        "[[users]]\nname = \"alice\"\npassword_hash = \"{hash}\"\n\
+         [access]\ndefault = \"authenticated\"\n\
+         [[access.rules]]\npath = \"/public/**\"\nallow = \"anyone\"\n\
+         [[access.rules]]\npath = \"/admin/**\"\ngroups = [\"admin\"]\nmethods = [\"POST\"]\n\
+         [session.upstream]\nwritable = [\"groups\", \"cart\"]\n"
+    );
+    let out = usher(&["check"], Some(&config));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let t = text(&out);
+    for line in [
+        "users            1: alice",
+        "otherwise signed in",
+        "1. /public/** -> anyone",
+        "2. /admin/** [POST] -> groups admin",
+        "backend writes   usher-session (groups, cart)",
+        "lets the backend write groups",
+    ] {
+        assert!(t.contains(line), "{line:?} missing from:\n{t}");
+    }
+}
+
 #[test]
 fn check_reports_every_problem_and_exits_64() {
     let config = "[server]\nlisten = \"nowhere\"\nheader_read_timeout = \"soon\"\n\
