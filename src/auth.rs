@@ -167,6 +167,10 @@ impl Auth {
         };
         let login = &self.config.login;
         let action = format!("{}/login", self.config.server.prefix);
+        let signed_in = cx
+            .session
+            .and_then(crate::service::identity)
+            .map(|who| (who.user().to_string(), format!("{}/logout", self.config.server.prefix)));
         let html = page::login(&page::LoginForm {
             app_name: &login.app_name,
             action: &action,
@@ -176,6 +180,7 @@ impl Auth {
             error,
             hint: login.hint.as_deref(),
             notice: cx.insecure_host.map(insecure_notice).as_deref(),
+            signed_in: signed_in.as_ref().map(|(u, l)| (u.as_str(), l.as_str())),
         });
         let status = if error.is_some() {
             StatusCode::UNAUTHORIZED

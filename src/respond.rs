@@ -66,6 +66,25 @@ pub fn error(status: StatusCode, code: &str, message: &str, html: bool) -> Respo
     res
 }
 
+/// 403 for a signed-in user who may not see the page: for a browser, with
+/// the ways on (switch user, or back to the start page) instead of a dead
+/// end.
+pub fn forbidden(prefix: &str, html: bool) -> Response<Body> {
+    let message = "You do not have access to this page.";
+    let mut res = error(StatusCode::FORBIDDEN, "forbidden", message, html);
+    if html {
+        let links = format!(
+            "<h1>403 Forbidden</h1><p>{}</p><p><a href=\"{}/logout?rd={}\">Sign in as someone else</a> \
+             &middot; <a href=\"/\">Back to the start page</a></p>",
+            escape(message),
+            escape(prefix),
+            escape(&form_urlencoded::byte_serialize(format!("{prefix}/login").as_bytes()).collect::<String>()),
+        );
+        *res.body_mut() = body::full(page("403 Forbidden", &links));
+    }
+    res
+}
+
 fn error_page(status: StatusCode, message: &str) -> String {
     let code = status.as_u16();
     let reason = status.canonical_reason().unwrap_or("Error");

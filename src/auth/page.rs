@@ -22,6 +22,9 @@ pub struct LoginForm<'a> {
     /// A warning above the form about the deployment (cookies that cannot
     /// work over plain HTTP).
     pub notice: Option<&'a str>,
+    /// Who is signed in already, with the sign-out path: the page then
+    /// offers to continue or to switch user.
+    pub signed_in: Option<(&'a str, &'a str)>,
 }
 
 /// The sign-in page.
@@ -43,8 +46,20 @@ pub fn login(form: &LoginForm<'_>) -> String {
             )
         })
         .unwrap_or_default();
+    let already = form
+        .signed_in
+        .map(|(user, logout)| {
+            format!(
+                "<p>You are signed in as <strong>{}</strong>. <a href=\"{}\">Continue</a>, or \
+                 <a href=\"{}\">sign out</a> to switch user.</p>",
+                escape(user),
+                escape(form.rd),
+                escape(logout)
+            )
+        })
+        .unwrap_or_default();
     let body = format!(
-        "<h1>Sign in to {app}</h1>{notice}{error}\
+        "<h1>Sign in to {app}</h1>{notice}{already}{error}\
          <form method=\"post\" action=\"{action}\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <input type=\"hidden\" name=\"rd\" value=\"{rd}\">\
@@ -92,6 +107,7 @@ mod tests {
             username: "<script>",
             error: Some("Invalid username or password."),
             notice: None,
+            signed_in: None,
             hint: None,
         });
         assert!(html.contains("Sign in to &lt;App&gt;"));

@@ -41,12 +41,7 @@ impl Decide<'_> {
         match self.config.access.decide(method, target.path(), who.as_ref()) {
             Decision::Allow => None,
             Decision::NeedLogin => Some(self.need_login(target)),
-            Decision::Forbidden => Some(respond::error(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "You do not have access to this page.",
-                self.html,
-            )),
+            Decision::Forbidden => Some(respond::forbidden(&self.config.server.prefix, self.html)),
         }
     }
 

@@ -182,3 +182,46 @@ async fn secure_cookies_over_plain_http_are_explained() {
     assert!(res.contains("did not send the sign-in cookie back"), "{res}");
     proxy.stop().await;
 }
+
+/// No dead ends: the 403 page and the sign-in page seen while signed in
+/// offer a way on (switch user, continue, back to the start).
+#[tokio::test]
+async fn the_403_page_and_the_signed_in_sign_in_page_offer_a_way_on() {
+    let up = crate::support::spawn_echo_upstream().await;
+    let config = format!(
+        "{}\n{}\n[access]\ndefault = \"anyone\"\n[[access.rules]]\npath = \"/admin/**\"\ngroups = [\"admin\"]\n",
+        session_toml(""),
+        users()
+    );
+    let proxy = spawn_proxy(up.addr, &config).await;
+    let c = jar();
+    assert_eq!(sign_in(&c, &proxy, "bob", "builder", "/").await.status(), 303);
+    let res = c
+        .get(proxy.url("/admin/x"))
+        .header("accept", BROWSER)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 403);
+    let page = res.text().await.expect("text");
+    assert!(
+        page.contains("Sign in as someone else") && page.contains("/.usher/logout?rd="),
+        "{page}"
+    );
+    assert!(page.contains("Back to the start page"), "{page}");
+    let page = c
+        .get(proxy.url("/.usher/login?rd=/home"))
+        .header("accept", BROWSER)
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    assert!(page.contains("You are signed in as <strong>bob</strong>"), "{page}");
+    assert!(
+        page.contains("href=\"/home\">Continue") && page.contains("/.usher/logout\">sign out"),
+        "{page}"
+    );
+    proxy.stop().await;
+}
