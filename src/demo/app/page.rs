@@ -15,6 +15,7 @@ pub(super) fn home(ctx: &Context) -> String {
     let body = [
         "<h1>usher demo</h1>".to_owned(),
         status(ctx),
+        injected_table(ctx),
         EXPLANATION.to_owned(),
         headers_table(ctx),
         r#"<p><a href="/shop">Shop</a> · <a href="/api/whoami">/api/whoami</a></p>"#.to_owned(),
@@ -60,7 +61,8 @@ background:var(--bg);color:var(--fg)}a{color:var(--link)}\
 table{border-collapse:collapse;width:100%}th,td{text-align:left;vertical-align:top;padding:.3rem .4rem;\
 border-bottom:1px solid var(--rule)}td{overflow-wrap:anywhere}\
 form{display:inline;margin:0}button,select{font:inherit;padding:.3rem .8rem}\
-code{font-size:.9em}";
+code{font-size:.9em}.injected{border:2px solid var(--link);border-radius:.5rem;padding:.2rem .8rem;\
+margin:1rem 0}.note{font-size:.9em;opacity:.85}";
 
 fn layout(title: &str, theme: Theme, body: &str) -> String {
     format!(
@@ -86,7 +88,12 @@ fn palette(theme: Theme) -> &'static str {
 fn status(ctx: &Context) -> String {
     let Some(user) = &ctx.user else {
         return format!(
-            "<p>Not signed in.</p>{}",
+            "<p>Not signed in.</p><p>{} <a href=\"/.usher/login?rd=%2F\">Sign in on usher's sign-in page</a> \
+             (user <code>demo</code>, password <code>demo</code>)</p>\
+             <p class=\"note\">Two ways in. usher's sign-in page checks a password and sets the session \
+             itself, as it would in production. The button instead has this app write the session back through \
+             the <code>Usher-Session</code> header, which the demo allows for <code>user</code>; a real \
+             deployment would not let its backend write identity.</p>",
             button("/demo/sign-in", None, "Sign in as demo")
         );
     };
@@ -104,10 +111,44 @@ fn status(ctx: &Context) -> String {
     signed_in + &button("/demo/sign-out", None, "Sign out")
 }
 
+/// The headers usher injected, first and set apart: what an app behind
+/// usher reads.
+fn injected_table(ctx: &Context) -> String {
+    let rows: String = ctx
+        .headers
+        .iter()
+        .filter(|(name, _)| is_injected(name))
+        .map(|(name, value)| {
+            format!(
+                "<tr><td><code>{}</code></td><td><strong>{}</strong></td></tr>",
+                escape(name),
+                escape(value)
+            )
+        })
+        .collect();
+    let rows = if rows.is_empty() {
+        "<tr><td colspan=\"2\">none: not signed in, and no cart or preferences yet</td></tr>".to_string()
+    } else {
+        rows
+    };
+    format!(
+        "<section class=\"injected\"><h2>Headers usher injected</h2>\
+         <table><tr><th>Name</th><th>Value</th></tr>{rows}</table></section>"
+    )
+}
+
+/// Whether usher itself set this header for the app (the session fields
+/// and the forwarding headers).
+fn is_injected(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.starts_with("x-forwarded-") || n.starts_with("x-usher-") || n == "x-request-id"
+}
+
 fn headers_table(ctx: &Context) -> String {
     let rows: String = ctx
         .headers
         .iter()
+        .filter(|(name, _)| !is_injected(name))
         .map(|(name, value)| {
             format!(
                 "<tr><td><code>{}</code></td><td>{}</td></tr>",
@@ -116,7 +157,7 @@ fn headers_table(ctx: &Context) -> String {
             )
         })
         .collect();
-    format!("<h2>Request headers received</h2><table><tr><th>Name</th><th>Value</th></tr>{rows}</table>")
+    format!("<h2>Other request headers received</h2><table><tr><th>Name</th><th>Value</th></tr>{rows}</table>")
 }
 
 fn products() -> String {

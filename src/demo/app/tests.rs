@@ -189,6 +189,15 @@ async fn home_shows_the_signed_in_user_and_escapes_header_values() {
         "{body}"
     );
     assert!(!body.contains("<script"), "{body}");
+    // usher's headers come first, in their own box, ahead of the rest.
+    let injected = body.find("Headers usher injected").expect("injected box");
+    let others = body.find("Other request headers").expect("other headers");
+    assert!(injected < others, "{body}");
+    assert!(
+        body[injected..others].contains("<strong>demo@example.com</strong>"),
+        "{body}"
+    );
+    assert!(!body[others..].contains("x-forwarded-user"), "not listed twice: {body}");
     app.stop().await;
 }
 
@@ -198,6 +207,14 @@ async fn home_signed_out_offers_the_demo_sign_in() {
     let body = app.get("/", &[]).await.text().await.expect("body");
     assert!(body.contains("Not signed in"));
     assert!(body.contains(r#"action="/demo/sign-in""#));
+    assert!(
+        body.contains(r#"href="/.usher/login?rd=%2F""#),
+        "links usher's real sign-in page: {body}"
+    );
+    assert!(
+        body.contains("Two ways in"),
+        "says what the button does differently: {body}"
+    );
     assert!(body.contains(r#"name="viewport""#));
     app.stop().await;
 }
