@@ -495,20 +495,33 @@ fn locate(text: &str, offset: usize) -> String {
     let line_no = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let line = text[line_start..].lines().next().unwrap_or("");
+    // Named only when they are plain keys: text from a malformed line could
+    // be anything the file holds, a secret included (found by fuzzing).
     let section = before
         .lines()
         .rev()
         .map(str::trim)
         .find(|l| l.starts_with('['))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
+        .filter(|s| is_plain_key(s));
     let key = line
         .split_once('=')
-        .map(|(k, _)| k.trim().trim_matches('"').to_string());
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())
+        .filter(|k| is_plain_key(k));
     match (section, key) {
         (Some(s), Some(k)) => format!("line {line_no} (key {s}.{k})"),
         (None, Some(k)) => format!("line {line_no} (key {k})"),
         _ => format!("line {line_no}"),
     }
+}
+
+/// A dotted run of TOML bare keys (`server.listen`, `access.rules`), short
+/// enough to be a setting's name rather than a value.
+fn is_plain_key(text: &str) -> bool {
+    (1..=64).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// Replace the contents of every double-quoted run with `…`: the parser

@@ -165,6 +165,16 @@ fn syntax_errors_never_quote_values() {
     assert!(msg.contains("server.max_header_bytes"), "{msg}");
     let msg = syntax("[server]\nlisten = \"s3cr3t-value\n");
     assert!(!msg.contains("s3cr3t"), "{msg}");
+    // Found by fuzzing: the section and key named in the location came from
+    // malformed lines as written, secret and all.
+    let msg = syntax("[sess\0ion s3cr3t-value]\nx[\"s3cr3t-value\"=\"/a\"\n");
+    assert!(!msg.contains("s3cr3t"), "{msg}");
+    let msg = syntax("[session]\nsecret_keys = [\"s3cr3t-value\" oops\n");
+    assert!(!msg.contains("s3cr3t"), "{msg}");
+    assert!(
+        msg.contains("line 2 (key session.secret_keys)"),
+        "plain keys are still named: {msg}"
+    );
 }
 
 #[test]
