@@ -151,40 +151,14 @@ fn server(raw: &RawServer, p: &mut Problems) -> Option<Server> {
         TrustedProxies::default(),
         cidrs,
     );
-    let secs = |n| Duration::from_secs(n);
-    let header_timeout = p.check(
-        "server.header_read_timeout",
-        raw.header_read_timeout.as_deref(),
-        secs(10),
-        positive_duration,
-    );
-    let idle = p.check(
-        "server.idle_timeout",
-        raw.idle_timeout.as_deref(),
-        secs(60),
-        positive_duration,
-    );
-    let write = p.check(
-        "server.write_timeout",
-        raw.write_timeout.as_deref(),
-        secs(30),
-        positive_duration,
-    );
-    let body = p.check(
-        "server.body_timeout",
-        raw.body_timeout.as_deref(),
-        secs(30),
-        positive_duration,
-    );
+    let header_timeout = duration(p, "server.header_read_timeout", raw.header_read_timeout.as_deref(), 10);
+    let idle = duration(p, "server.idle_timeout", raw.idle_timeout.as_deref(), 60);
+    let write = duration(p, "server.write_timeout", raw.write_timeout.as_deref(), 30);
+    let body = duration(p, "server.body_timeout", raw.body_timeout.as_deref(), 30);
     let backlog = p.check("server.backlog", raw.backlog.as_ref(), None, |n| {
         count(*n, 1, 1 << 20).map(|n| u32::try_from(n).ok())
     });
-    let drain = p.check(
-        "server.shutdown_timeout",
-        raw.shutdown_timeout.as_deref(),
-        secs(30),
-        positive_duration,
-    );
+    let drain = duration(p, "server.shutdown_timeout", raw.shutdown_timeout.as_deref(), 30);
     let prefix = p.check(
         "server.prefix",
         raw.prefix.as_deref(),
@@ -238,6 +212,11 @@ fn server(raw: &RawServer, p: &mut Problems) -> Option<Server> {
     })
 }
 
+/// A positive duration under `key`, `default_secs` when absent.
+fn duration(p: &mut Problems, key: &str, raw: Option<&str>, default_secs: u64) -> Option<Duration> {
+    p.check(key, raw, Duration::from_secs(default_secs), positive_duration)
+}
+
 fn count(n: i64, min: i64, max: i64) -> Result<usize, String> {
     if (min..=max).contains(&n) {
         usize::try_from(n).map_err(|_| format!("{n} is too large"))
@@ -249,29 +228,13 @@ fn count(n: i64, min: i64, max: i64) -> Result<usize, String> {
 fn upstream(raw: &RawUpstream, p: &mut Problems) -> Option<Upstream> {
     let default_url: Uri = Uri::from_static("http://127.0.0.1:8000");
     let url = p.check("upstream.url", raw.url.as_deref(), default_url, upstream_url);
-    let secs = |n| Duration::from_secs(n);
-    let connect = p.check(
-        "upstream.connect_timeout",
-        raw.connect_timeout.as_deref(),
-        secs(5),
-        positive_duration,
-    );
-    let timeout = p.check("upstream.timeout", raw.timeout.as_deref(), secs(60), positive_duration);
-    let idle = p.check(
-        "upstream.idle_timeout",
-        raw.idle_timeout.as_deref(),
-        secs(90),
-        positive_duration,
-    );
+    let connect = duration(p, "upstream.connect_timeout", raw.connect_timeout.as_deref(), 5);
+    let timeout = duration(p, "upstream.timeout", raw.timeout.as_deref(), 60);
+    let idle = duration(p, "upstream.idle_timeout", raw.idle_timeout.as_deref(), 90);
     let per_client = p.check("upstream.max_per_client", raw.max_per_client.as_ref(), 16, |n| {
         count(*n, 1, 1024)
     });
-    let body = p.check(
-        "upstream.body_timeout",
-        raw.body_timeout.as_deref(),
-        secs(60),
-        positive_duration,
-    );
+    let body = duration(p, "upstream.body_timeout", raw.body_timeout.as_deref(), 60);
     let upgrades = p.check(
         "upstream.upgrades",
         raw.upgrades.as_deref(),
