@@ -84,7 +84,10 @@ pub struct Paced<B> {
     inner: B,
     side: Side,
     idle: Duration,
-    waiting: Option<Pin<Box<Sleep>>>,
+    /// The idle timer, kept between waits (reset, not rebuilt: a streamed
+    /// body waits often); `armed` while a wait is in progress.
+    timer: Option<Pin<Box<Sleep>>>,
+    armed: bool,
     progress: Option<Arc<Progress>>,
 }
 
@@ -95,7 +98,8 @@ impl<B> Paced<B> {
             inner,
             side,
             idle,
-            waiting: None,
+            timer: None,
+            armed: false,
             progress: None,
         }
     }
@@ -134,17 +138,21 @@ where
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Pending => {
                 let idle = this.idle;
-                let waiting = this.waiting.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
-                if waiting.as_mut().poll(cx).is_pending() {
+                let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                if !this.armed {
+                    timer.as_mut().reset(tokio::time::Instant::now() + idle);
+                    this.armed = true;
+                }
+                if timer.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
-                this.waiting = None;
+                this.armed = false;
                 this.end();
                 let stalled = Stalled { side: this.side, idle };
                 Poll::Ready(Some(Err(Box::new(stalled))))
             }
             Poll::Ready(Some(Ok(frame))) => {
-                this.waiting = None;
+                this.armed = false;
                 if let Some(p) = &this.progress {
                     p.frames.fetch_add(1, Ordering::Relaxed);
                 }

@@ -111,8 +111,10 @@ pub struct ClientIo {
     unread: Bytes,
     exchanges: Option<Arc<Exchanges>>,
     write_timeout: Duration,
-    /// Running while a write waits: since the last progress.
-    stalled: Option<Pin<Box<Sleep>>>,
+    /// The write timer, kept between waits (reset, not rebuilt); `stalled`
+    /// while a write waits, counting from the last progress.
+    timer: Option<Pin<Box<Sleep>>>,
+    stalled: bool,
 }
 
 impl ClientIo {
@@ -124,7 +126,8 @@ impl ClientIo {
             unread,
             exchanges: None,
             write_timeout,
-            stalled: None,
+            timer: None,
+            stalled: false,
         }
     }
 
@@ -175,15 +178,19 @@ impl ClientIo {
             ex.write_stalled(result.is_pending());
         }
         if result.is_ready() {
-            self.stalled = None;
+            self.stalled = false;
             return result;
         }
         let limit = self.write_timeout;
-        let stalled = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-        if stalled.as_mut().poll(cx).is_pending() {
+        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if !self.stalled {
+            timer.as_mut().reset(tokio::time::Instant::now() + limit);
+            self.stalled = true;
+        }
+        if timer.as_mut().poll(cx).is_pending() {
             return Poll::Pending;
         }
-        self.stalled = None;
+        self.stalled = false;
         Poll::Ready(Err(io::Error::new(
             io::ErrorKind::TimedOut,
             "the client read nothing for server.write_timeout",
