@@ -135,12 +135,8 @@ impl Service {
             user: None,
             upstream: None,
         };
-        // Copied for the access line only when it will be written.
-        let request_line = trace
-            .enabled
-            .then(|| (req.method().clone(), req.uri().path().to_owned()));
-        // Cheap copies (standard methods and a shared `Uri`), for the
-        // failure line.
+        // Cheap copies (a standard method, a shared `Uri`) for the access
+        // and failure lines.
         let (method, uri) = (req.method().clone(), req.uri().clone());
         let mut res = match self.pipeline(req, conn, html, &mut trace).await {
             Ok(res) => res,
@@ -153,12 +149,14 @@ impl Service {
         if let Some(up) = trace.upstream {
             self.metrics.upstream(up);
         }
-        let Some((method, path)) = request_line else { return res };
+        if !trace.enabled {
+            return res;
+        }
         event!(
             target: "usher::access",
             Level::INFO,
             method = %method,
-            path = %path,
+            path = %uri.path(),
             status = res.status().as_u16(),
             client = %trace.client,
             request_id = request_id::text(&trace.request_id),
