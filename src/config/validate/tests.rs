@@ -156,6 +156,25 @@ fn every_unknown_key_and_every_other_problem_is_reported_at_once() {
     assert!(timout.message.contains("line 6"), "{}", timout.message);
 }
 
+/// Found by fuzzing: an unknown key's name comes from the file, and a
+/// secret pasted as a key was echoed as the problem's key.
+#[test]
+fn an_unknown_key_that_could_be_a_secret_is_not_named() {
+    let secret = "Jd8kq2LmX9vB4nR7tY1wZ3pF6sH0aC5eG8iK2oU4yQ";
+    let p = problems(&format!("[server]\n{secret} = 1\n\"{secret}x\" = 2\n"));
+    assert_eq!(p.len(), 2, "{p:?}");
+    for problem in &p {
+        assert!(
+            !problem.key.contains(secret) && !problem.message.contains(secret),
+            "{problem:?}"
+        );
+        assert!(
+            problem.message.contains("line 2") || problem.message.contains("line 3"),
+            "{problem:?}"
+        );
+    }
+}
+
 #[test]
 fn syntax_errors_never_quote_values() {
     let msg = syntax("[upstream]\ntimeout = \"s3cr3t-value\"\nurl = 5\n");
