@@ -6,7 +6,7 @@
 
 pub mod paced;
 
-pub use paced::{Paced, Progress, Stalled};
+pub use paced::{Paced, Progress, StallTimer, Stalled};
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

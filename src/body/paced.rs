@@ -79,15 +79,43 @@ impl Progress {
     }
 }
 
+/// A timer for "no progress for `limit`": started by the first wait,
+/// stopped by progress, and kept between waits (reset, not rebuilt: a
+/// streamed body or a busy socket waits often).
+#[derive(Debug, Default)]
+pub struct StallTimer {
+    timer: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+}
+
+impl StallTimer {
+    /// Progress was made: the next wait starts a fresh count.
+    pub fn progress(&mut self) {
+        self.armed = false;
+    }
+
+    /// Still waiting: whether `limit` has passed since the wait began
+    /// (registering `cx` to be woken when it does).
+    pub fn expired(&mut self, cx: &mut Context<'_>, limit: Duration) -> bool {
+        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if !self.armed {
+            timer.as_mut().reset(tokio::time::Instant::now() + limit);
+            self.armed = true;
+        }
+        if timer.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        self.armed = false;
+        true
+    }
+}
+
 /// `inner`, failing after `idle` without a frame while polled.
 pub struct Paced<B> {
     inner: B,
     side: Side,
     idle: Duration,
-    /// The idle timer, kept between waits (reset, not rebuilt: a streamed
-    /// body waits often); `armed` while a wait is in progress.
-    timer: Option<Pin<Box<Sleep>>>,
-    armed: bool,
+    timer: StallTimer,
     progress: Option<Arc<Progress>>,
 }
 
@@ -98,8 +126,7 @@ impl<B> Paced<B> {
             inner,
             side,
             idle,
-            timer: None,
-            armed: false,
+            timer: StallTimer::default(),
             progress: None,
         }
     }
@@ -137,22 +164,18 @@ where
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Pending => {
-                let idle = this.idle;
-                let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
-                if !this.armed {
-                    timer.as_mut().reset(tokio::time::Instant::now() + idle);
-                    this.armed = true;
-                }
-                if timer.as_mut().poll(cx).is_pending() {
+                if !this.timer.expired(cx, this.idle) {
                     return Poll::Pending;
                 }
-                this.armed = false;
                 this.end();
-                let stalled = Stalled { side: this.side, idle };
+                let stalled = Stalled {
+                    side: this.side,
+                    idle: this.idle,
+                };
                 Poll::Ready(Some(Err(Box::new(stalled))))
             }
             Poll::Ready(Some(Ok(frame))) => {
-                this.armed = false;
+                this.timer.progress();
                 if let Some(p) = &this.progress {
                     p.frames.fetch_add(1, Ordering::Relaxed);
                 }

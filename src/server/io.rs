@@ -9,16 +9,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use std::future::Future;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::Sleep;
 use tokio_rustls::server::TlsStream;
 
 use super::exchange::Exchanges;
+use crate::body::StallTimer;
 
 /// A client's socket. The TLS stream is boxed: rustls's state is large, and
 /// an idle connection's task holds this.
@@ -111,10 +110,8 @@ pub struct ClientIo {
     unread: Bytes,
     exchanges: Option<Arc<Exchanges>>,
     write_timeout: Duration,
-    /// The write timer, kept between waits (reset, not rebuilt); `stalled`
-    /// while a write waits, counting from the last progress.
-    timer: Option<Pin<Box<Sleep>>>,
-    stalled: bool,
+    /// Counting from the last progress while a write waits.
+    stall: StallTimer,
 }
 
 impl ClientIo {
@@ -126,8 +123,7 @@ impl ClientIo {
             unread,
             exchanges: None,
             write_timeout,
-            timer: None,
-            stalled: false,
+            stall: StallTimer::default(),
         }
     }
 
@@ -178,19 +174,12 @@ impl ClientIo {
             ex.write_stalled(result.is_pending());
         }
         if result.is_ready() {
-            self.stalled = false;
+            self.stall.progress();
             return result;
         }
-        let limit = self.write_timeout;
-        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-        if !self.stalled {
-            timer.as_mut().reset(tokio::time::Instant::now() + limit);
-            self.stalled = true;
-        }
-        if timer.as_mut().poll(cx).is_pending() {
+        if !self.stall.expired(cx, self.write_timeout) {
             return Poll::Pending;
         }
-        self.stalled = false;
         Poll::Ready(Err(io::Error::new(
             io::ErrorKind::TimedOut,
             "the client read nothing for server.write_timeout",
