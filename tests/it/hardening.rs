@@ -250,6 +250,28 @@ async fn only_a_requested_permitted_upgrade_becomes_a_tunnel() {
     task.abort();
 }
 
+/// An HTTP/2 client connection (prior knowledge) to `addr`, driven by its
+/// own task, which ends when the server closes the connection.
+async fn h2_client(
+    addr: SocketAddr,
+) -> (
+    hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
+    tokio::task::JoinHandle<hyper::Result<()>>,
+) {
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+        .await
+        .expect("h2 handshake");
+    (send, tokio::spawn(conn))
+}
+
+/// `GET path` with the absolute URI HTTP/2 wants.
+fn get_request(addr: SocketAddr, path: &str) -> http::Request<Empty<Bytes>> {
+    http::Request::get(format!("http://{addr}{path}"))
+        .body(Empty::<Bytes>::new())
+        .expect("request")
+}
+
 /// The HTTP/2 preface and an empty SETTINGS frame.
 const H2_HELLO: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
 
@@ -285,14 +307,8 @@ async fn idle_http2_connections_are_closed() {
     }
     // The slots are free again: a real HTTP/2 client is served, and its
     // connection closes once it has been idle for idle_timeout.
-    let tcp = TcpStream::connect(proxy.addr).await.expect("connect");
-    let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-        .await
-        .expect("h2 handshake");
-    let conn = tokio::spawn(conn);
-    let req = http::Request::get(format!("http://{}/x", proxy.addr))
-        .body(Empty::<Bytes>::new())
-        .expect("req");
+    let (mut send, conn) = h2_client(proxy.addr).await;
+    let req = get_request(proxy.addr, "/x");
     let res = send.send_request(req).await.expect("response");
     assert_eq!(res.status(), 200);
     let _ = res.into_body().collect().await;
@@ -331,19 +347,12 @@ async fn one_http2_connection_holds_at_most_max_per_client_upstream_connections(
     })
     .await;
     let proxy = spawn_proxy(up.addr, "max_per_client = 3\n").await;
-    let tcp = TcpStream::connect(proxy.addr).await.expect("connect");
-    let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-        .await
-        .expect("h2 handshake");
-    tokio::spawn(conn);
+    let (send, _conn) = h2_client(proxy.addr).await;
     let requests = (0..12).map(|i| {
         let mut send = send.clone();
-        let uri = format!("http://{}/slow/{i}", proxy.addr);
+        let req = get_request(proxy.addr, &format!("/slow/{i}"));
         async move {
-            let res = send
-                .send_request(http::Request::get(uri).body(Empty::<Bytes>::new()).expect("req"))
-                .await
-                .expect("response");
+            let res = send.send_request(req).await.expect("response");
             let status = res.status();
             let _ = res.into_body().collect().await;
             status
@@ -545,14 +554,8 @@ async fn user_names_cannot_forge_log_lines() {
 async fn an_http2_stream_whose_window_stays_shut_frees_the_upstream_connection() {
     let up = spawn_echo_upstream().await;
     let proxy = spawn_proxy(up.addr, "[server]\nwrite_timeout = \"1s\"\n").await;
-    let tcp = TcpStream::connect(proxy.addr).await.expect("connect");
-    let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-        .await
-        .expect("h2 handshake");
-    let conn = tokio::spawn(conn);
-    let req = http::Request::get(format!("http://{}/download/104857600", proxy.addr))
-        .body(Empty::<Bytes>::new())
-        .expect("req");
+    let (mut send, conn) = h2_client(proxy.addr).await;
+    let req = get_request(proxy.addr, "/download/104857600");
     // The head arrives; the body is never read, so the window never reopens.
     let res = send.send_request(req).await.expect("response head");
     assert_eq!(res.status(), 200);
