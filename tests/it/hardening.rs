@@ -272,6 +272,16 @@ fn get_request(addr: SocketAddr, path: &str) -> http::Request<Empty<Bytes>> {
         .expect("request")
 }
 
+/// Wait (at most 15 s) until one of `up`'s connections has ended: usher
+/// let go of it.
+async fn upstream_connection_released(up: &crate::support::Upstream) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while up.closed() == 0 {
+        assert!(Instant::now() < deadline, "the upstream connection was never released");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The HTTP/2 preface and an empty SETTINGS frame.
 const H2_HELLO: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
 
@@ -329,11 +339,7 @@ async fn a_client_that_stops_reading_frees_the_upstream_connection() {
         .expect("request");
     // Never read. The proxy's writes stall, and after write_timeout it
     // closes both sides.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while up.closed() == 0 {
-        assert!(Instant::now() < deadline, "the upstream connection was never released");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    upstream_connection_released(&up).await;
     drop(s);
     proxy.stop().await;
 }
@@ -559,11 +565,7 @@ async fn an_http2_stream_whose_window_stays_shut_frees_the_upstream_connection()
     // The head arrives; the body is never read, so the window never reopens.
     let res = send.send_request(req).await.expect("response head");
     assert_eq!(res.status(), 200);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while up.closed() == 0 {
-        assert!(Instant::now() < deadline, "the upstream connection was never released");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    upstream_connection_released(&up).await;
     let ended = tokio::time::timeout(Duration::from_secs(5), conn).await;
     assert!(ended.is_ok(), "the stalled client connection is closed");
     drop(res);
