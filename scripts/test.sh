@@ -44,4 +44,16 @@ if [ ! -f "$node_dir/node_modules/express/package.json" ]; then
     (cd "$node_dir" && npm install --no-audit --no-fund --silent express@4.21.2)
 fi
 
+# The OpenID Connect provider from ../shared/peers/oidc (npm oidc-provider),
+# installed in a writable copy: CI lays ../shared out read-only.
+peer_src=../shared/peers/oidc
+peer_dir=target/oidc-peer
+if ! cmp -s "$peer_src/package-lock.json" "$peer_dir/package-lock.json" \
+    || ! cmp -s "$peer_src/oidc-peer.mjs" "$peer_dir/oidc-peer.mjs" \
+    || [ ! -f "$peer_dir/node_modules/oidc-provider/package.json" ]; then
+    rm -rf "$peer_dir" && mkdir -p "$peer_dir"
+    cp "$peer_src"/*.mjs "$peer_src"/package.json "$peer_src"/package-lock.json "$peer_dir"/
+    (cd "$peer_dir" && npm ci --no-audit --no-fund --silent)
+fi
+
 cargo test --all-targets --locked

@@ -15,6 +15,7 @@
 
 pub mod csrf;
 pub mod limit;
+mod oidc;
 pub mod page;
 pub mod users;
 
@@ -34,6 +35,7 @@ use tracing::{info, warn};
 use crate::body::{self, Body};
 use crate::config::Config;
 use crate::metrics::{LoginResult, Metrics};
+use crate::oidc::Providers;
 use crate::redirect::AllowedHosts;
 use crate::respond;
 use crate::server::RequestBody;
@@ -54,6 +56,8 @@ pub struct Auth {
     metrics: Arc<Metrics>,
     /// Turns at checking a password, and how many there are.
     hashing: (Arc<Semaphore>, usize),
+    /// `[[oidc]]` providers.
+    providers: Arc<Providers>,
 }
 
 /// How a password check ended.
@@ -89,7 +93,7 @@ pub struct Context<'a> {
 
 impl Auth {
     /// Build the endpoints for `config`.
-    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Auth {
+    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>, providers: Arc<Providers>) -> Auth {
         let limits = Arc::new(limit::Limits::new(config.login.per_ip, config.login.per_user));
         let turns = crate::per_cpu(config.login.concurrent_hashes);
         Auth {
@@ -97,11 +101,12 @@ impl Auth {
             limits,
             metrics,
             hashing: (Arc::new(Semaphore::new(turns)), turns),
+            providers,
         }
     }
 
     /// `rd` checked against this configuration's allowed hosts.
-    fn rd(&self, rd: &str) -> String {
+    pub(crate) fn rd(&self, rd: &str) -> String {
         safe_rd(rd, &self.config.forward_auth.allowed_hosts)
     }
 
@@ -125,13 +130,26 @@ impl Auth {
 
     /// Answer a request for `<prefix><endpoint>`.
     pub async fn handle(&self, req: Request<RequestBody>, endpoint: &str, cx: Context<'_>) -> Response<Body> {
+        if let Some(rest) = endpoint.strip_prefix("/oidc/")
+            && matches!(req.method(), &Method::GET | &Method::HEAD)
+        {
+            return self.oidc(rest, req.uri().query(), req.headers(), &cx).await;
+        }
         match (endpoint, req.method()) {
             ("/login", &Method::GET | &Method::HEAD) => {
+                let auto = self.config.login.auto_redirect.as_deref();
+                if let Some(provider) = auto.and_then(|id| self.providers.get(id)) {
+                    // Straight to the provider, unless someone is signed in
+                    // (the page then offers to continue or switch).
+                    if cx.session.and_then(crate::service::identity).is_none() {
+                        return self.oidc_start(provider, req.uri().query(), &cx);
+                    }
+                }
                 self.login_page(req.headers(), self.rd(&rd_param(req.uri().query())), None, "", &cx)
             }
             ("/login", &Method::POST) => self.login(req, &cx).await,
             ("/logout", &Method::GET | &Method::HEAD) => self.logout_page(self.rd(&rd_param(req.uri().query())), &cx),
-            ("/logout", &Method::POST) => self.logout(req).await,
+            ("/logout", &Method::POST) => self.logout(req, &cx).await,
             ("/session", &Method::GET | &Method::HEAD) => self.session_doc(&cx),
             ("/login" | "/logout" | "/session", _) => {
                 let mut res = respond::error(
@@ -181,6 +199,8 @@ impl Auth {
             hint: login.hint.as_deref(),
             notice: cx.insecure_host.map(insecure_notice).as_deref(),
             signed_in: signed_in.as_ref().map(|(u, l)| (u.as_str(), l.as_str())),
+            providers: &self.buttons(&rd),
+            password: !login.users.is_empty(),
         });
         let status = if error.is_some() {
             StatusCode::UNAUTHORIZED
@@ -192,6 +212,18 @@ impl Auth {
             res.headers_mut().append(header::SET_COOKIE, v);
         }
         res
+    }
+
+    /// One (start URL, label) per provider, carrying `rd`.
+    fn buttons(&self, rd: &str) -> Vec<(String, String)> {
+        let rd: String = form_urlencoded::byte_serialize(rd.as_bytes()).collect();
+        self.providers
+            .iter()
+            .map(|p| {
+                let href = format!("{}/oidc/{}/start?rd={rd}", self.config.server.prefix, p.config.id);
+                (href, p.config.display_name.clone())
+            })
+            .collect()
     }
 
     async fn login(&self, req: Request<RequestBody>, cx: &Context<'_>) -> Response<Body> {
@@ -325,12 +357,19 @@ impl Auth {
         )
     }
 
-    async fn logout(&self, req: Request<RequestBody>) -> Response<Body> {
+    async fn logout(&self, req: Request<RequestBody>, cx: &Context<'_>) -> Response<Body> {
         let rd = match read_form(req.into_body()).await {
             Ok(form) => self.rd(form.get("rd").map(String::as_str).unwrap_or("/")),
             Err(_) => "/".to_string(),
         };
-        let mut res = redirect(StatusCode::SEE_OTHER, &rd);
+        // RP-initiated logout: the provider that signed this session in
+        // ends its own session too, then sends the browser back.
+        let idp = cx.session.and_then(|s| s.get("idp")).and_then(Value::as_str);
+        let provider_end = idp
+            .filter(|_| self.config.login.provider_logout)
+            .and_then(|id| self.providers.get(id))
+            .and_then(|p| p.end_session_url());
+        let mut res = redirect(StatusCode::SEE_OTHER, provider_end.as_deref().unwrap_or(&rd));
         crate::service::clear_session(res.headers_mut(), &self.config.session);
         res
     }

@@ -6,6 +6,7 @@
 //! This module reads no environment variables; callers pass what they read.
 
 mod duration;
+pub mod oidc;
 mod raw;
 mod validate;
 
@@ -26,6 +27,7 @@ use crate::session::format::Format;
 use crate::session::{CookieAttrs, Keys};
 
 pub use duration::{format_duration, parse_duration};
+pub use oidc::is_loopback_url;
 pub use validate::{ConfigError, Problem};
 
 /// Everything usher needs to serve, validated.
@@ -47,6 +49,8 @@ pub struct Config {
     pub admin: Option<SocketAddr>,
     /// `[log] format`.
     pub log: LogFormat,
+    /// `[[oidc]]`: identity providers, in the order of the file.
+    pub oidc: Vec<oidc::Provider>,
     /// Settings that work but weaken security; logged at startup and
     /// printed by `usher check`.
     pub warnings: Vec<String>,
@@ -104,6 +108,11 @@ pub struct Login {
     /// Password hash checks run at once; `None`: one per CPU the process
     /// may use. More sign-ins wait their turn.
     pub concurrent_hashes: Option<NonZeroUsize>,
+    /// `auto_redirect`: the provider browsers are sent to instead of the
+    /// sign-in page.
+    pub auto_redirect: Option<String>,
+    /// `provider_logout`: signing out also ends the provider's session.
+    pub provider_logout: bool,
 }
 
 /// One `[session.forward]` entry.
@@ -146,6 +155,9 @@ impl Writable {
     }
 }
 
+/// The variable holding the session keys (overrides the file).
+pub const SECRET_KEYS_ENV: &str = "USHER_SECRET_KEYS";
+
 /// What the validator may read besides the TOML text: the value of
 /// `$USHER_SECRET_KEYS` and a way to read `secret_keys_file`. Injected so
 /// validation stays testable without touching the process environment.
@@ -154,6 +166,8 @@ pub struct Environment<'a> {
     pub secret_keys: Option<String>,
     /// Reads a file; the error is a short reason (no file content).
     pub read_file: &'a dyn Fn(&Path) -> Result<String, String>,
+    /// Reads another environment variable (`$USHER_OIDC_<ID>_SECRET`).
+    pub var: &'a dyn Fn(&str) -> Option<String>,
 }
 
 impl Environment<'_> {
@@ -162,6 +176,7 @@ impl Environment<'_> {
         Environment {
             secret_keys: None,
             read_file: &|_| Err("files are not read here".to_string()),
+            var: &|_| None,
         }
     }
 }
@@ -302,15 +317,17 @@ impl Config {
         validate::from_toml_str(text, env)
     }
 
-    /// Read `path` and validate it; `secret_keys` is `$USHER_SECRET_KEYS`.
-    pub fn load(path: &Path, secret_keys: Option<String>) -> Result<Config, ConfigError> {
+    /// Read `path` and validate it, reading environment variables
+    /// (`$USHER_SECRET_KEYS`, `$USHER_OIDC_<ID>_SECRET`) through `var`.
+    pub fn load(path: &Path, var: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: path.display().to_string(),
             reason: e.kind().to_string(),
         })?;
         let env = Environment {
-            secret_keys,
+            secret_keys: var(SECRET_KEYS_ENV),
             read_file: &read_file,
+            var,
         };
         Config::from_toml_str_with(&text, &env)
     }

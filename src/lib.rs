@@ -29,6 +29,7 @@ pub mod inspect;
 pub mod live;
 pub mod logfmt;
 pub mod metrics;
+pub mod oidc;
 pub mod proxy;
 pub mod redirect;
 pub mod respond;

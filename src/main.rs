@@ -20,9 +20,6 @@ use usher::cli::{CONFIG_ENV, Cli, Command, SessionCommand};
 use usher::config::LogFormat;
 use usher::inspect::{self, Decoded};
 
-/// Environment variable holding session keys, comma separated; overrides the file.
-const SECRET_KEYS_ENV: &str = "USHER_SECRET_KEYS";
-
 /// Bad usage or bad configuration (sysexits `EX_USAGE`); nothing was bound.
 const EXIT_USAGE: u8 = 64;
 /// A failure at run time.
@@ -149,7 +146,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 }
 
 fn load(path: &Path) -> Result<Config, ExitCode> {
-    Config::load(path, std::env::var(SECRET_KEYS_ENV).ok()).map_err(|e| {
+    Config::load(path, &env_var).map_err(|e| {
         eprintln!("usher: {}: {e}", path.display());
         ExitCode::from(EXIT_USAGE)
     })
@@ -218,7 +215,7 @@ async fn reload_on_sighup(path: PathBuf, reloads: tokio::sync::mpsc::Sender<Conf
             // hundreds of ms): on a blocking thread, so that a
             // single-threaded runtime keeps serving meanwhile.
             let file = path.clone();
-            let loaded = tokio::task::spawn_blocking(move || Config::load(&file, std::env::var(SECRET_KEYS_ENV).ok()));
+            let loaded = tokio::task::spawn_blocking(move || Config::load(&file, &env_var));
             match loaded.await {
                 Ok(Ok(config)) => {
                     if reloads.send(config).await.is_err() {
@@ -420,4 +417,9 @@ async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
     info!("shutdown requested");
+}
+
+/// The process environment, for the configuration's secrets.
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
 }

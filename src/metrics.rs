@@ -40,6 +40,18 @@ struct ReasonLabel {
     reason: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderResult {
+    provider: String,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderFetch {
+    provider: String,
+    kind: &'static str,
+}
+
 /// How a request ended, for `usher_requests_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
@@ -86,6 +98,10 @@ pub struct Metrics {
     upstream_connects: Counter,
     accepted: Counter,
     evictions: Counter,
+    oidc_sign_ins: Family<ProviderResult, Counter>,
+    oidc_bearer: Family<ProviderResult, Counter>,
+    oidc_fetches: Family<ProviderFetch, Histogram, fn() -> Histogram>,
+    oidc_fetch_errors: Family<ProviderFetch, Counter>,
 }
 
 impl Default for Metrics {
@@ -123,6 +139,10 @@ impl Metrics {
             upstream_connects: Counter::default(),
             accepted: Counter::default(),
             evictions: Counter::default(),
+            oidc_sign_ins: Family::default(),
+            oidc_bearer: Family::default(),
+            oidc_fetches: Family::new_with_constructor(latency as fn() -> Histogram),
+            oidc_fetch_errors: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -166,6 +186,26 @@ impl Metrics {
             "idle_connections_evicted",
             "Idle keep-alive connections closed at server.max_connections to make room for a new one",
             m.evictions.clone(),
+        );
+        registry.register(
+            "oidc_sign_ins",
+            "Sign-ins through an identity provider, by provider and result",
+            m.oidc_sign_ins.clone(),
+        );
+        registry.register(
+            "oidc_bearer_tokens",
+            "Bearer tokens from an identity provider, by provider and result",
+            m.oidc_bearer.clone(),
+        );
+        registry.register(
+            "oidc_fetch_duration_seconds",
+            "Requests to identity providers (discovery, jwks, token, userinfo), by provider and kind",
+            m.oidc_fetches.clone(),
+        );
+        registry.register(
+            "oidc_fetch_errors",
+            "Failed requests to identity providers, by provider and kind",
+            m.oidc_fetch_errors.clone(),
         );
         for r in Rejected::ALL {
             let _ = m.rejections.get_or_create(&ReasonLabel { reason: r.as_str() });
@@ -242,6 +282,37 @@ impl Metrics {
     /// Count a sign-in attempt.
     pub fn login(&self, result: LoginResult) {
         self.logins.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    /// Count a provider sign-in's end (`success`, `denied`, `failed`, ...).
+    pub fn oidc_sign_in(&self, provider: &str, result: &'static str) {
+        let labels = ProviderResult {
+            provider: provider.to_string(),
+            result,
+        };
+        self.oidc_sign_ins.get_or_create(&labels).inc();
+    }
+
+    /// Count a bearer token judged (`valid` or `invalid`).
+    pub fn oidc_bearer(&self, provider: &str, result: &'static str) {
+        let labels = ProviderResult {
+            provider: provider.to_string(),
+            result,
+        };
+        self.oidc_bearer.get_or_create(&labels).inc();
+    }
+
+    /// Record a request to a provider: how long it took, and whether it
+    /// failed.
+    pub fn oidc_fetch(&self, provider: &str, kind: &'static str, took: Duration, ok: bool) {
+        let labels = ProviderFetch {
+            provider: provider.to_string(),
+            kind,
+        };
+        self.oidc_fetches.get_or_create(&labels).observe(took.as_secs_f64());
+        if !ok {
+            self.oidc_fetch_errors.get_or_create(&labels).inc();
+        }
     }
 
     /// Connections open now.

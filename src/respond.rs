@@ -114,7 +114,9 @@ label{display:block;font-size:.9rem;margin:.9rem 0 .3rem}input[type=text],input[
 box-sizing:border-box;padding:.6rem .7rem;font-size:1rem;border:1px solid #a8a29e;border-radius:.4rem}\
 button{margin-top:1.2rem;width:100%;padding:.65rem;font-size:1rem;border:0;border-radius:.4rem;\
 background:#1d4ed8;color:#fff;cursor:pointer}.error{background:#fee2e2;color:#991b1b;padding:.6rem .7rem;\
-border-radius:.4rem;font-size:.9rem}.muted{color:#78716c;font-size:.85rem}";
+border-radius:.4rem;font-size:.9rem}.muted{color:#78716c;font-size:.85rem}\
+a.button{display:block;text-align:center;padding:.65rem;border:1px solid #1d4ed8;border-radius:.4rem;\
+color:#1d4ed8;text-decoration:none;font-size:1rem}.or{text-align:center;margin:1rem 0 0}";
 
 /// Escape text for HTML content and attribute values.
 pub fn escape(text: &str) -> String {

@@ -26,12 +26,14 @@ use crate::error::{Fault, RequestError};
 use crate::headers::HeaderPlan;
 use crate::hop::{self, Peer};
 use crate::metrics::Metrics;
+use crate::oidc::Providers;
 use crate::proxy::{Upstream, UpstreamBody};
 use crate::server::RequestBody;
 use crate::session::cookie;
 use crate::tls::TlsError;
 use crate::{guard, respond, target};
 
+mod bearer;
 mod carrier;
 mod decide;
 mod failures;
@@ -53,6 +55,8 @@ pub struct Service {
     metrics: Arc<Metrics>,
     /// usher's own endpoints.
     auth: Auth,
+    /// `[[oidc]]` providers (shared with `auth`).
+    providers: Arc<Providers>,
     /// Upstream failure lines, at most one per interval.
     failures: failures::FailureLog,
 }
@@ -83,7 +87,9 @@ impl Service {
             // An `Authority` holds only characters valid in a header value.
             .expect("an authority is a valid header value");
         let plan = HeaderPlan::new(&config.session.forward);
-        let auth = Auth::new(Arc::clone(&config), Arc::clone(&metrics));
+        let providers = Arc::new(Providers::new(&config.oidc, &metrics)?);
+        providers.start();
+        let auth = Auth::new(Arc::clone(&config), Arc::clone(&metrics), Arc::clone(&providers));
         Ok(Service {
             config,
             upstream,
@@ -91,6 +97,7 @@ impl Service {
             plan,
             metrics,
             auth,
+            providers,
             failures: failures::FailureLog::default(),
         })
     }
@@ -99,6 +106,7 @@ impl Service {
     /// from the generation this one replaces.
     pub fn carry_over(&mut self, previous: &Service) {
         self.auth.carry_over(&previous.auth);
+        self.providers.carry_over(&previous.providers);
         // Pooled upstream connections survive a reload that does not
         // change how they are made (31 reloads opened 2,048 of them).
         let (old, new) = (&previous.config.upstream, &self.config.upstream);
@@ -198,7 +206,11 @@ impl Service {
         // 3. session: verify the cookie.
         let now = unix_now();
         let session = &self.config.session;
-        let found = carrier::read(&parts.headers, session, now, &self.metrics);
+        let found = match self.bearer(&mut parts.headers, now, trace).await {
+            Ok(Some(found)) => found,
+            Ok(None) => carrier::read(&parts.headers, session, now, &self.metrics),
+            Err(refusal) => return Ok(refusal),
+        };
         if trace.enabled {
             trace.user = found
                 .session

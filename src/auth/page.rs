@@ -25,6 +25,10 @@ pub struct LoginForm<'a> {
     /// Who is signed in already, with the sign-out path: the page then
     /// offers to continue or to switch user.
     pub signed_in: Option<(&'a str, &'a str)>,
+    /// One button per identity provider: (start URL, label).
+    pub providers: &'a [(String, String)],
+    /// Whether to show the password form (local users exist).
+    pub password: bool,
 }
 
 /// The sign-in page.
@@ -58,9 +62,37 @@ pub fn login(form: &LoginForm<'_>) -> String {
             )
         })
         .unwrap_or_default();
+    let buttons: String = form
+        .providers
+        .iter()
+        .map(|(href, label)| {
+            format!(
+                "<p><a class=\"button\" href=\"{}\">Sign in with {}</a></p>",
+                escape(href),
+                escape(label)
+            )
+        })
+        .collect();
+    let or = if form.password && !form.providers.is_empty() {
+        "<p class=\"muted or\">or with a password</p>"
+    } else {
+        ""
+    };
+    let password = if form.password {
+        password_form(form)
+    } else {
+        String::new()
+    };
     let body = format!(
-        "<h1>Sign in to {app}</h1>{notice}{already}{error}\
-         <form method=\"post\" action=\"{action}\">\
+        "<h1>Sign in to {app}</h1>{notice}{already}{error}{buttons}{or}{password}{hint}",
+        app = escape(form.app_name),
+    );
+    page(&format!("Sign in · {}", form.app_name), &body)
+}
+
+fn password_form(form: &LoginForm<'_>) -> String {
+    format!(
+        "<form method=\"post\" action=\"{action}\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <input type=\"hidden\" name=\"rd\" value=\"{rd}\">\
          <label for=\"username\">Username</label>\
@@ -68,14 +100,12 @@ pub fn login(form: &LoginForm<'_>) -> String {
          autocapitalize=\"none\" spellcheck=\"false\" required autofocus>\
          <label for=\"password\">Password</label>\
          <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
-         <button type=\"submit\">Sign in</button></form>{hint}",
-        app = escape(form.app_name),
+         <button type=\"submit\">Sign in</button></form>",
         action = escape(form.action),
         csrf = escape(form.csrf),
         rd = escape(form.rd),
         user = escape(form.username),
-    );
-    page(&format!("Sign in · {}", form.app_name), &body)
+    )
 }
 
 /// The sign-out confirmation (GET never signs out: a link or image could).
@@ -109,7 +139,11 @@ mod tests {
             notice: None,
             signed_in: None,
             hint: None,
+            providers: &[("/.usher/oidc/corp/start?rd=%2F\"".into(), "<Corp>".into())],
+            password: true,
         });
+        assert!(html.contains("Sign in with &lt;Corp&gt;"));
+        assert!(html.contains("href=\"/.usher/oidc/corp/start?rd=%2F&quot;\""));
         assert!(html.contains("Sign in to &lt;App&gt;"));
         assert!(html.contains("value=\"&lt;script&gt;\""));
         assert!(html.contains("value=\"/x?a=1&amp;b=&quot;2&quot;\""));

@@ -32,6 +32,39 @@ pub struct RawConfig {
     pub admin: Option<RawAdmin>,
     #[serde(default)]
     pub log: RawLog,
+    /// `[[oidc]]` providers.
+    #[serde(default)]
+    pub oidc: Vec<RawOidc>,
+}
+
+/// One `[[oidc]]` table.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawOidc {
+    pub id: Option<String>,
+    pub issuer: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret_file: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub redirect_url: Option<String>,
+    pub post_logout_redirect_url: Option<String>,
+    pub display_name: Option<String>,
+    pub allowed_email_domains: Option<Vec<String>>,
+    pub allowed_groups: Option<Vec<String>>,
+    pub accept_bearer: Option<bool>,
+    pub audiences: Option<Vec<String>>,
+    pub timeout: Option<String>,
+    pub clock_skew: Option<String>,
+    pub ca_file: Option<String>,
+    #[serde(default)]
+    pub claims: RawClaims,
+}
+
+/// `[oidc.claims]`
+#[derive(Debug, Default, Deserialize)]
+pub struct RawClaims {
+    pub user: Option<String>,
+    pub email: Option<String>,
+    pub groups: Option<String>,
 }
 
 /// `[forward_auth]`
@@ -125,6 +158,8 @@ pub struct RawLogin {
     pub ip_attempts_per_minute: Option<i64>,
     pub user_attempts_per_minute: Option<i64>,
     pub concurrent_hashes: Option<i64>,
+    pub auto_redirect: Option<String>,
+    pub provider_logout: Option<bool>,
 }
 
 /// One `[[users]]` entry.

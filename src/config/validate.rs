@@ -21,6 +21,7 @@ use crate::redirect::AllowedHosts;
 
 mod access;
 mod login;
+mod oidc;
 mod session;
 
 /// Why a configuration could not be used.
@@ -100,6 +101,13 @@ pub fn from_toml_str(text: &str, env: &Environment<'_>) -> Result<Config, Config
     let forward_auth = forward_auth(&raw.forward_auth, &mut problems);
     let admin = admin(raw.admin.as_ref(), &mut problems);
     let log = log(&raw.log, &mut problems);
+    let prefix = server.as_ref().map(|s| s.prefix.as_str());
+    let oidc = oidc::providers(&raw.oidc, prefix, env, &mut problems, &mut warnings);
+    if let (Some(id), Some(list)) = (raw.login.auto_redirect.as_deref(), &oidc)
+        && !list.iter().any(|p| p.id == id)
+    {
+        problems.push("login.auto_redirect", format!("no [[oidc]] provider has id {id:?}"));
+    }
     let config = (|| {
         Some(Config {
             server: server?,
@@ -110,6 +118,7 @@ pub fn from_toml_str(text: &str, env: &Environment<'_>) -> Result<Config, Config
             forward_auth: forward_auth?,
             admin: admin?,
             log: log?,
+            oidc: oidc?,
             warnings,
         })
     })();

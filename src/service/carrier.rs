@@ -32,9 +32,22 @@ pub struct Found {
     legacy: bool,
     /// When the verified session was issued (0 without one).
     pub issued_at: u64,
+    /// The session lives for this request only (a bearer token, an API
+    /// key): no cookie is ever set for it, and backend writes are dropped.
+    request_only: bool,
 }
 
 impl Found {
+    /// A session for this request only, from a credential it carried.
+    pub fn request_only(session: Map<String, Value>, now: u64) -> Found {
+        Found {
+            session: Some(session),
+            issued_at: now,
+            request_only: true,
+            ..Found::default()
+        }
+    }
+
     /// Whether the request carried the session cookie at all (valid or not).
     pub fn present(&self) -> bool {
         self.session.is_some() || self.sent
@@ -67,6 +80,7 @@ pub fn read(headers: &HeaderMap, cfg: &config::Session, now: u64, metrics: &Metr
             sent: true,
             legacy,
             issued_at: o.issued_at,
+            request_only: false,
         },
         Err(Rejected::Missing) => Found::default(),
         Err(reason) => {
@@ -111,6 +125,10 @@ pub fn write_back(
         }
     };
     let outcome = match patch {
+        Some(_) if found.request_only => {
+            debug!("backend session write ignored: the request was signed in by a credential, not a cookie");
+            None
+        }
         Some(_) if server_error => {
             debug!("backend session write ignored on a 5xx response");
             None
@@ -143,7 +161,9 @@ pub fn write_back(
 /// No write: refresh an old cookie, clear a rejected one, else nothing.
 fn keep(res: &mut HeaderMap, found: Found, cfg: &config::Session, now: u64, metrics: &Metrics) {
     match found.session {
-        Some(session) if found.refresh => set(res, &session, cfg, now, metrics),
+        Some(session) if found.refresh => {
+            set(res, &session, cfg, now, metrics);
+        }
         None if found.clear => clear(res, cfg),
         _ => {}
     }
@@ -162,17 +182,26 @@ fn take_patch(res: &mut HeaderMap, name: &HeaderName) -> Option<Vec<u8>> {
 }
 
 /// Seal `session` now and append its `Set-Cookie`, unless too large.
-pub fn set(res: &mut HeaderMap, session: &Map<String, Value>, cfg: &config::Session, now: u64, metrics: &Metrics) {
+/// Returns whether the cookie could be set.
+pub fn set(
+    res: &mut HeaderMap,
+    session: &Map<String, Value>,
+    cfg: &config::Session,
+    now: u64,
+    metrics: &Metrics,
+) -> bool {
     let value = cfg.format.seal(cfg.cookie.name(), session, now, &cfg.keys);
     match cookie::set_cookie(&cfg.cookie, &value) {
         Ok(v) => {
             res.append(header::SET_COOKIE, v);
+            true
         }
         Err(e) => {
             if matches!(e, SetCookieError::TooLarge { .. }) {
                 metrics.cookie_too_large();
             }
             warn!(error = %e, "session cookie not set");
+            false
         }
     }
 }

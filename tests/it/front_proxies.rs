@@ -607,7 +607,7 @@ impl Front {
 }
 
 /// A port that was free a moment ago (bound on port 0, then released).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")

@@ -15,6 +15,7 @@ mod hardening; // issue 15's regressions: methods, case, upgrades, HTTP/2 limits
 mod keepalive; // plain HTTP/1.1 between requests: reuse, pipelining, unread bodies, idle limits
 mod login; // sign-in journeys, brute-force limits, htpasswd, cross-site guard
 mod migrate; // real FastAPI and Flask apps behind usher share their session cookie
+mod oidc; // sign-in through the real oidc-provider peer: journeys, attacks, bearer tokens, rotation, outages
 mod ops; // the real binary: SIGTERM drain, SIGHUP reload, admin, metrics, logs
 mod pages; // refusals as HTML for browsers, JSON for API clients
 mod session; // cookie-jar journeys: backend writes, carts, sign-out, bad cookies

@@ -276,6 +276,7 @@ fn the_apps_short_key_is_accepted_with_a_warning() {
         let env = usher::config::Environment {
             secret_keys: None,
             read_file: &usher::config::read_file,
+            var: &|_| None,
         };
         let config = usher::Config::from_toml_str_with(&text, &env).expect("valid");
         assert!(

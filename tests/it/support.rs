@@ -87,6 +87,7 @@ pub fn parse_config(text: &str) -> usher::Config {
     let env = usher::config::Environment {
         secret_keys: None,
         read_file: &usher::config::read_file,
+        var: &|_| None,
     };
     usher::Config::from_toml_str_with(text, &env).unwrap_or_else(|e| panic!("test config invalid: {e}\n{text}"))
 }
@@ -95,6 +96,12 @@ pub fn parse_config(text: &str) -> usher::Config {
 /// ignored), for tests that keep a handle on part of it (the users' counters).
 pub async fn spawn_proxy_config(config: usher::Config) -> Proxy {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+    spawn_proxy_on(listener, config)
+}
+
+/// Start usher in-process on a listener bound already (so its address can
+/// be written into the configuration, e.g. a provider's redirect URL).
+pub fn spawn_proxy_on(listener: TcpListener, config: usher::Config) -> Proxy {
     let addr = listener.local_addr().expect("proxy addr");
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(usher::run(config, listener, async move {

@@ -35,6 +35,8 @@ pub(super) fn login(raw: &RawLogin, users: &[RawUser], env: &Environment<'_>, p:
         per_ip: per_ip?,
         per_user: per_user?,
         concurrent_hashes: hashes?,
+        auto_redirect: raw.auto_redirect.clone(),
+        provider_logout: raw.provider_logout.unwrap_or(false),
     })
 }
 

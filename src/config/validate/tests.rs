@@ -240,6 +240,7 @@ fn example_file_parses_and_documents_the_defaults() {
     let env = Environment {
         secret_keys: None,
         read_file: &key_file,
+        var: &|_| None,
     };
     let parsed = from_toml_str(example, &env).unwrap_or_else(|e| panic!("config.example.toml: {e}"));
     let defaults = parse("").expect("defaults");
@@ -284,6 +285,7 @@ fn keys_come_from_env_then_file_then_inline() {
     let env = Environment {
         secret_keys: Some(format!("{},{}", "e".repeat(32), "o".repeat(40))),
         read_file: &read,
+        var: &|_| None,
     };
     let c = from_toml_str("[session]\nsecret_keys_file = \"/k\"\n", &env).expect("env keys");
     assert_eq!(c.session.keys.iter().count(), 2, "the environment wins");
@@ -291,6 +293,7 @@ fn keys_come_from_env_then_file_then_inline() {
     let env = Environment {
         secret_keys: None,
         read_file: &read,
+        var: &|_| None,
     };
     let c = from_toml_str("[session]\nsecret_keys_file = \"/k\"\n", &env).expect("file keys");
     assert_eq!(c.session.keys.signing().as_bytes(), file_key.as_bytes());
@@ -305,6 +308,7 @@ fn unreadable_key_file_names_the_path_only() {
     let env = Environment {
         secret_keys: None,
         read_file: &read,
+        var: &|_| None,
     };
     let p = session_problems("[session]\nsecret_keys_file = \"/run/secrets/k\"\n", &env);
     assert_eq!(p[0].key, "session.secret_keys_file");

@@ -1,0 +1,107 @@
+//! Bearer tokens from identity providers (SPEC §6 `accept_bearer`, §9):
+//! `Authorization: Bearer <JWT>` whose `iss` is a provider with
+//! `accept_bearer` is usher's to judge. A good one is a session for this
+//! request only; a bad one is 401 with `WWW-Authenticate: Bearer
+//! error="invalid_token"`, never a redirect. Either way the header is
+//! removed before forwarding. Any other `Authorization` header (another
+//! scheme, another issuer, an opaque token) reaches the upstream untouched.
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Response, StatusCode};
+use serde_json::Value;
+use tracing::info;
+
+use super::carrier::Found;
+use super::{Service, Trace};
+use crate::body::Body;
+use crate::oidc::BearerError;
+use crate::oidc::token::claimed_issuer;
+use crate::respond;
+
+impl Service {
+    /// The session a provider's bearer token gives, `None` when the
+    /// request carries no token usher handles, or the refusal.
+    pub(super) async fn bearer(
+        &self,
+        headers: &mut HeaderMap,
+        now: u64,
+        trace: &Trace,
+    ) -> Result<Option<Found>, Response<Body>> {
+        if !self.providers.accept_bearer() {
+            return Ok(None);
+        }
+        let Some(token) = jwt(headers) else {
+            return Ok(None);
+        };
+        let Some(provider) = claimed_issuer(&token).and_then(|iss| self.providers.bearer_issuer(&iss)) else {
+            return Ok(None);
+        };
+        // Ours to judge: the credential never reaches the upstream.
+        headers.remove(header::AUTHORIZATION);
+        match provider.verify_bearer(&token, now).await {
+            Ok(person) => {
+                provider.count_bearer("valid");
+                let mut session = crate::oidc::claims::session(&person, &provider.config);
+                session.insert("kind".into(), Value::from("bearer"));
+                Ok(Some(Found::request_only(session, now)))
+            }
+            Err(e) => {
+                let reason = match e {
+                    BearerError::Invalid(t) => t.as_str(),
+                    BearerError::Unavailable => "unavailable",
+                    BearerError::NoUser => "no_user",
+                    BearerError::Refused(_) => "refused",
+                };
+                provider.count_bearer(reason);
+                info!(provider = %provider.config.id, reason, client = %trace.client,
+                    request_id = super::request_id::text(&trace.request_id), "bearer token refused");
+                Err(refusal(e))
+            }
+        }
+    }
+}
+
+/// The token of a lone `Authorization: Bearer <a.b.c>` header.
+fn jwt(headers: &HeaderMap) -> Option<String> {
+    let mut all = headers.get_all(header::AUTHORIZATION).iter();
+    let (value, None) = (all.next()?, all.next()) else {
+        return None;
+    };
+    let text = value.to_str().ok()?;
+    let (scheme, token) = text.split_once(' ')?;
+    let token = token.trim();
+    let jws = token.split('.').count() == 3 && !token.starts_with("usher_");
+    (scheme.eq_ignore_ascii_case("bearer") && jws).then(|| token.to_string())
+}
+
+fn refusal(e: BearerError) -> Response<Body> {
+    let (status, challenge, code, message) = match e {
+        BearerError::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "provider_unavailable",
+            "The token's issuer cannot be reached to check it; try again shortly.",
+        ),
+        BearerError::Refused(_) => (
+            StatusCode::FORBIDDEN,
+            Some("Bearer error=\"insufficient_scope\""),
+            "forbidden",
+            "The token's subject is not allowed here.",
+        ),
+        BearerError::Invalid(_) | BearerError::NoUser => (
+            StatusCode::UNAUTHORIZED,
+            Some("Bearer error=\"invalid_token\""),
+            "invalid_token",
+            "The bearer token is not valid.",
+        ),
+    };
+    let mut res = respond::error(status, code, message, false);
+    if let Some(c) = challenge {
+        res.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(2));
+    }
+    res
+}
