@@ -20,7 +20,14 @@ pub enum Command {
     /// Serve with the given configuration.
     Run(ConfigArg),
     /// Validate the configuration: list every problem (exit 64) or summarise it (exit 0).
-    Check(ConfigArg),
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Also fetch each [[oidc]] provider's discovery document and keys,
+        /// and say what was found (exit 1 when one cannot be used).
+        #[arg(long)]
+        online: bool,
+    },
     /// Run usher in front of a built-in demo app; no config needed.
     Demo {
         /// Address for the proxy.

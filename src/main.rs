@@ -33,7 +33,7 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(&e),
     };
     match cli.command {
-        Command::Check(arg) => check(&arg.resolve(std::env::var_os(CONFIG_ENV))),
+        Command::Check { config, online } => check(&config.resolve(std::env::var_os(CONFIG_ENV)), online),
         Command::Run(arg) => run(&arg.resolve(std::env::var_os(CONFIG_ENV))),
         Command::Demo { listen } => demo(listen),
         Command::GenSecret => gen_secret(),
@@ -152,7 +152,7 @@ fn load(path: &Path) -> Result<Config, ExitCode> {
     })
 }
 
-fn check(path: &Path) -> ExitCode {
+fn check(path: &Path, online: bool) -> ExitCode {
     match load(path) {
         Ok(config) => {
             // Certificates and CA files are read now, as `run` would.
@@ -163,6 +163,9 @@ fn check(path: &Path) -> ExitCode {
             println!("{}: ok\n{}", path.display(), config.summary());
             for w in &config.warnings {
                 println!("warning: {w}");
+            }
+            if online && !config.oidc.is_empty() {
+                return block_on(None, check_providers(config));
             }
             ExitCode::SUCCESS
         }
@@ -417,6 +420,57 @@ async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
     info!("shutdown requested");
+}
+
+/// `usher check --online`: discover each provider now and report.
+async fn check_providers(config: Config) -> ExitCode {
+    let metrics = std::sync::Arc::new(usher::metrics::Metrics::new());
+    let providers = match usher::oidc::Providers::new(&config.oidc, &metrics) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("usher: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let mut ok = true;
+    for p in providers.iter() {
+        let id = &p.config.id;
+        match p.discover().await {
+            Ok(known) => {
+                let m = &known.metadata;
+                let algs: Vec<String> = m.algorithms.iter().map(|a| format!("{a:?}")).collect();
+                println!(
+                    "oidc {id}: ok, issuer {}
+  authorization {}
+  token {}
+  userinfo {}
+  end_session {}
+                       ID-token algorithms {}; iss in responses: {}
+  keys {}: {}",
+                    m.issuer,
+                    m.authorization_endpoint,
+                    m.token_endpoint,
+                    m.userinfo_endpoint.as_deref().unwrap_or("(none)"),
+                    m.end_session_endpoint
+                        .as_deref()
+                        .unwrap_or("(none: provider_logout cannot work)"),
+                    algs.join(", "),
+                    if m.iss_parameter { "yes" } else { "no" },
+                    known.keys.len(),
+                    known.keys.kids().join(", ")
+                );
+            }
+            Err(why) => {
+                ok = false;
+                println!("oidc {id}: cannot be used: {why}");
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_RUNTIME)
+    }
 }
 
 /// The process environment, for the configuration's secrets.

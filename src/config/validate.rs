@@ -103,8 +103,8 @@ pub fn from_toml_str(text: &str, env: &Environment<'_>) -> Result<Config, Config
     let log = log(&raw.log, &mut problems);
     let prefix = server.as_ref().map(|s| s.prefix.as_str());
     let oidc = oidc::providers(&raw.oidc, prefix, env, &mut problems, &mut warnings);
-    if let (Some(id), Some(list)) = (raw.login.auto_redirect.as_deref(), &oidc)
-        && !list.iter().any(|p| p.id == id)
+    if let Some(id) = raw.login.auto_redirect.as_deref()
+        && !raw.oidc.iter().any(|p| p.id.as_deref() == Some(id))
     {
         problems.push("login.auto_redirect", format!("no [[oidc]] provider has id {id:?}"));
     }

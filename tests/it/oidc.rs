@@ -553,3 +553,103 @@ async fn a_provider_down_at_start_becomes_usable_when_it_comes_up() {
     let back = to_callback(&client, proxy, "corp", "alice", "alice-pw").await;
     assert_eq!(client.get(&back).send().await.expect("callback").status(), 303);
 }
+
+/// `usher check --online` fetches discovery and keys and says what it
+/// found; a provider that cannot be reached exits 1 naming it.
+#[tokio::test]
+async fn check_online_reports_what_the_provider_offers() {
+    let (p, down) = (free_port(), free_port());
+    let _peer = Peer::start(p, &[callback(8080, "corp")], &[]);
+    let dir = TempDir::new("oidc-check");
+    std::fs::write(dir.join("secret"), "proxy-secret").expect("secret");
+    let text = |port: u16| {
+        format!(
+            "{}\n{}",
+            session_toml(""),
+            provider_toml("corp", port, 8080, &dir.join("secret"), "")
+        )
+    };
+    let run = |text: String| {
+        let file = dir.join("usher.toml");
+        std::fs::write(&file, text).expect("config");
+        Command::new(env!("CARGO_BIN_EXE_usher"))
+            .args(["check", "--online", "-c"])
+            .arg(&file)
+            .output()
+            .expect("usher check")
+    };
+    let out = run(text(p));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("oidc corp: ok"), "{stdout}");
+    assert!(
+        stdout.contains("keystore-CHANGE-ME"),
+        "the peer's development key: {stdout}"
+    );
+    assert!(stdout.contains("/session/end"), "{stdout}");
+    assert!(!stdout.contains("proxy-secret"), "no secret in the output");
+    let out = run(text(down));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("oidc corp: cannot be used"), "{stdout}");
+}
+
+/// Sign-out with `provider_logout`: usher's cookie is cleared and the
+/// browser goes to the provider's end_session_endpoint with our client
+/// and post-logout URL; `auto_redirect` sends the sign-in page straight
+/// to the provider.
+#[tokio::test]
+async fn logout_ends_the_provider_session_and_auto_redirect_skips_the_page() {
+    let p = free_port();
+    let setup = usher_with(|port, dir| {
+        format!(
+            "{}[login]\nprovider_logout = true\nauto_redirect = \"corp\"\n",
+            provider_toml("corp", p, port, &dir.join("secret"), "")
+        )
+    })
+    .await;
+    let proxy = &setup.proxy;
+    let home = format!("http://127.0.0.1:{}/", proxy.addr.port());
+    let _peer = Peer::start(
+        p,
+        &[callback(proxy.addr.port(), "corp")],
+        &[("OIDC_POST_LOGOUT_URIS", &home)],
+    );
+    let client = jar();
+    until_ready(&client, &proxy.url("/.usher/oidc/corp/start")).await;
+    let res = client
+        .get(proxy.url("/.usher/login?rd=/x"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(res.status(), 302, "auto_redirect");
+    assert!(location(&res).starts_with(&format!("{}/auth?", issuer(p))));
+    let back = to_callback(&client, proxy, "corp", "alice", "alice-pw").await;
+    assert_eq!(client.get(&back).send().await.expect("callback").status(), 303);
+    assert_eq!(seen(&client, proxy, "/other").await.0, 200);
+    let res = client
+        .post(proxy.url("/.usher/logout"))
+        .form(&[("rd", "/")])
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(res.status(), 303);
+    let to = location(&res);
+    assert!(
+        to.starts_with(&format!("{}/session/end?client_id=proxy", issuer(p))),
+        "{to}"
+    );
+    assert!(to.contains("post_logout_redirect_uri="), "{to}");
+    assert!(
+        res.headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .any(|c| c.to_str().unwrap_or("").contains("Max-Age=0")),
+        "usher's cookie cleared"
+    );
+    assert_eq!(seen(&client, proxy, "/other").await.0, 401, "signed out of usher");
+    // The provider accepts that request (a confirmation page, not an error).
+    let page = client.get(&to).send().await.expect("end session");
+    assert_eq!(page.status(), 200, "{}", page.text().await.unwrap_or_default());
+}

@@ -448,3 +448,59 @@ fn writable_identity_fields_are_warned_about() {
         c.warnings
     );
 }
+
+const OIDC: &str = "[[oidc]]\nid = \"corp\"\nissuer = \"https://idp.example.com\"\nclient_id = \"usher\"\n\
+                    redirect_url = \"https://app.example.com/.usher/oidc/corp/callback\"\n";
+
+#[test]
+fn oidc_provider_defaults_and_secret_from_the_environment() {
+    let var = |name: &str| (name == "USHER_OIDC_CORP_SECRET").then(|| " s3cret \n".to_string());
+    let env = Environment {
+        var: &var,
+        ..Environment::none()
+    };
+    let c = from_toml_str(&format!("{OIDC}{SESSION}"), &env).expect("valid");
+    let p = &c.oidc[0];
+    assert_eq!(p.client_secret.as_ref().map(|s| s.expose()), Some("s3cret"));
+    assert_eq!(p.scopes, ["openid", "email", "profile"]);
+    assert_eq!(p.audiences, ["usher"]);
+    assert_eq!(p.claims.user, "preferred_username");
+    assert_eq!(p.post_logout_redirect_url, "https://app.example.com/");
+    assert_eq!(p.display_name, "corp");
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("s3cret"), "the secret never shows in Debug");
+    let public = parse(OIDC).expect("a public client");
+    assert!(public.oidc[0].client_secret.is_none());
+}
+
+#[test]
+fn oidc_mistakes_are_named() {
+    let keys: Vec<String> = problems(&format!(
+        "{}\n[[oidc]]\nid = \"corp\"\nissuer = \"http://idp.example.com\"\nclient_id = \"\"\n\
+         redirect_url = \"https://app.example.com/callback\"\nscopes = [\"email\"]\n\
+         [login]\nauto_redirect = \"nope\"\n",
+        OIDC.replace("corp\"\nissuer", "corp\"\nclient_secret_file = \"/missing\"\nissuer")
+    ))
+    .into_iter()
+    .map(|p| p.key)
+    .collect();
+    for key in ["oidc[0].client_secret_file", "oidc[1].id", "login.auto_redirect"] {
+        assert!(keys.iter().any(|k| k == key), "{key} missing from {keys:?}");
+    }
+    let keys: Vec<String> = problems(
+        "[[oidc]]\nid = \"x\"\nissuer = \"http://idp.example.com\"\nclient_id = \"\"\n\
+         redirect_url = \"https://app.example.com/callback\"\nscopes = [\"email\"]\n",
+    )
+    .into_iter()
+    .map(|p| p.key)
+    .collect();
+    assert_eq!(
+        keys,
+        [
+            "oidc[0].issuer",
+            "oidc[0].client_id",
+            "oidc[0].scopes",
+            "oidc[0].redirect_url"
+        ]
+    );
+}
