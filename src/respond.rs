@@ -4,6 +4,8 @@
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
 use crate::body::{self, Body};
 
 /// Whether a request comes from a browser navigating (sent to sign in
@@ -73,14 +75,17 @@ pub fn forbidden(prefix: &str, html: bool) -> Response<Body> {
     let message = "You do not have access to this page.";
     let mut res = error(StatusCode::FORBIDDEN, "forbidden", message, html);
     if html {
-        let links = format!(
-            "<h1>403 Forbidden</h1><p>{}</p><p><a href=\"{}/logout?rd={}\">Sign in as someone else</a> \
-             &middot; <a href=\"/\">Back to the start page</a></p>",
-            escape(message),
-            escape(prefix),
-            escape(&form_urlencoded::byte_serialize(format!("{prefix}/login").as_bytes()).collect::<String>()),
-        );
-        *res.body_mut() = body::full(page("403 Forbidden", &links));
+        let login: String = form_urlencoded::byte_serialize(format!("{prefix}/login").as_bytes()).collect();
+        let links = html! {
+            h1 { "403 Forbidden" }
+            p { (message) }
+            p {
+                a href={ (prefix) "/logout?rd=" (login) } { "Sign in as someone else" }
+                " · "
+                a href="/" { "Back to the start page" }
+            }
+        };
+        *res.body_mut() = body::full(page("403 Forbidden", links));
     }
     res
 }
@@ -88,23 +93,28 @@ pub fn forbidden(prefix: &str, html: bool) -> Response<Body> {
 fn error_page(status: StatusCode, message: &str) -> String {
     let code = status.as_u16();
     let reason = status.canonical_reason().unwrap_or("Error");
-    page(
-        &format!("{code} {reason}"),
-        &format!("<h1>{code} {reason}</h1><p>{}</p>", escape(message)),
-    )
+    let title = format!("{code} {reason}");
+    let body = html! { h1 { (title) } p { (message) } };
+    page(&title, body)
 }
 
-/// A complete HTML document around `body` (already escaped HTML): no
-/// scripts, readable on a phone.
-pub fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"referrer\" content=\"same-origin\">\
-         <title>{}</title><style>{STYLE}</style></head>\
-         <body><main>{body}</main></body></html>\n",
-        escape(title)
-    )
+/// A complete HTML document around `body`: no scripts, readable on a
+/// phone.
+pub fn page(title: &str, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="referrer" content="same-origin";
+                title { (title) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body { main { (body) } }
+        }
+    }
+    .into_string()
 }
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,sans-serif;background:#f5f5f4;color:#1c1917;\

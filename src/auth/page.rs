@@ -1,7 +1,10 @@
 //! The HTML of usher's own pages: sign-in form and sign-out confirmation.
-//! Server-rendered, no JavaScript, every dynamic value escaped.
+//! Server-rendered, no JavaScript; maud templates, checked at compile time,
+//! escape every value they interpolate.
 
-use crate::respond::{escape, page};
+use maud::html;
+
+use crate::respond::page;
 
 /// What the sign-in form shows.
 pub struct LoginForm<'a> {
@@ -33,94 +36,59 @@ pub struct LoginForm<'a> {
 
 /// The sign-in page.
 pub fn login(form: &LoginForm<'_>) -> String {
-    let error = form
-        .error
-        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
-        .unwrap_or_default();
-    let hint = form
-        .hint
-        .map(|h| format!("<p class=\"muted\">{}</p>", escape(h)))
-        .unwrap_or_default();
-    let notice = form
-        .notice
-        .map(|n| {
-            format!(
-                "<p class=\"error\" role=\"alert\"><strong>Setup problem:</strong> {}</p>",
-                escape(n)
-            )
-        })
-        .unwrap_or_default();
-    let already = form
-        .signed_in
-        .map(|(user, logout)| {
-            format!(
-                "<p>You are signed in as <strong>{}</strong>. <a href=\"{}\">Continue</a>, or \
-                 <a href=\"{}\">sign out</a> to switch user.</p>",
-                escape(user),
-                escape(form.rd),
-                escape(logout)
-            )
-        })
-        .unwrap_or_default();
-    let buttons: String = form
-        .providers
-        .iter()
-        .map(|(href, label)| {
-            format!(
-                "<p><a class=\"button\" href=\"{}\">Sign in with {}</a></p>",
-                escape(href),
-                escape(label)
-            )
-        })
-        .collect();
-    let or = if form.password && !form.providers.is_empty() {
-        "<p class=\"muted or\">or with a password</p>"
-    } else {
-        ""
+    let body = html! {
+        h1 { "Sign in to " (form.app_name) }
+        @if let Some(notice) = form.notice {
+            p.error role="alert" { strong { "Setup problem:" } " " (notice) }
+        }
+        @if let Some((user, logout)) = form.signed_in {
+            p {
+                "You are signed in as " strong { (user) } ". "
+                a href=(form.rd) { "Continue" } ", or "
+                a href=(logout) { "sign out" } " to switch user."
+            }
+        }
+        @if let Some(error) = form.error {
+            p.error role="alert" { (error) }
+        }
+        @for (href, label) in form.providers {
+            p { a.button href=(href) { "Sign in with " (label) } }
+        }
+        @if form.password && !form.providers.is_empty() {
+            p.muted.or { "or with a password" }
+        }
+        @if form.password {
+            form method="post" action=(form.action) {
+                input type="hidden" name="csrf" value=(form.csrf);
+                input type="hidden" name="rd" value=(form.rd);
+                label for="username" { "Username" }
+                input type="text" id="username" name="username" value=(form.username) autocomplete="username"
+                    autocapitalize="none" spellcheck="false" required autofocus;
+                label for="password" { "Password" }
+                input type="password" id="password" name="password" autocomplete="current-password" required;
+                button type="submit" { "Sign in" }
+            }
+        }
+        @if let Some(hint) = form.hint {
+            p.muted { (hint) }
+        }
     };
-    let password = if form.password {
-        password_form(form)
-    } else {
-        String::new()
-    };
-    let body = format!(
-        "<h1>Sign in to {app}</h1>{notice}{already}{error}{buttons}{or}{password}{hint}",
-        app = escape(form.app_name),
-    );
-    page(&format!("Sign in · {}", form.app_name), &body)
-}
-
-fn password_form(form: &LoginForm<'_>) -> String {
-    format!(
-        "<form method=\"post\" action=\"{action}\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <input type=\"hidden\" name=\"rd\" value=\"{rd}\">\
-         <label for=\"username\">Username</label>\
-         <input type=\"text\" id=\"username\" name=\"username\" value=\"{user}\" autocomplete=\"username\" \
-         autocapitalize=\"none\" spellcheck=\"false\" required autofocus>\
-         <label for=\"password\">Password</label>\
-         <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
-         <button type=\"submit\">Sign in</button></form>",
-        action = escape(form.action),
-        csrf = escape(form.csrf),
-        rd = escape(form.rd),
-        user = escape(form.username),
-    )
+    page(&format!("Sign in · {}", form.app_name), body)
 }
 
 /// The sign-out confirmation (GET never signs out: a link or image could).
 pub fn logout(app_name: &str, action: &str, rd: &str, user: Option<&str>) -> String {
-    let who = user
-        .map(|u| format!("<p>Signed in as <strong>{}</strong>.</p>", escape(u)))
-        .unwrap_or_default();
-    let body = format!(
-        "<h1>Sign out of {app}?</h1>{who}<form method=\"post\" action=\"{action}\">\
-         <input type=\"hidden\" name=\"rd\" value=\"{rd}\"><button type=\"submit\">Sign out</button></form>",
-        app = escape(app_name),
-        action = escape(action),
-        rd = escape(rd),
-    );
-    page(&format!("Sign out · {app_name}"), &body)
+    let body = html! {
+        h1 { "Sign out of " (app_name) "?" }
+        @if let Some(user) = user {
+            p { "Signed in as " strong { (user) } "." }
+        }
+        form method="post" action=(action) {
+            input type="hidden" name="rd" value=(rd);
+            button type="submit" { "Sign out" }
+        }
+    };
+    page(&format!("Sign out · {app_name}"), body)
 }
 
 #[cfg(test)]
