@@ -33,6 +33,14 @@ pub enum Command {
         /// Address for the proxy.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+        /// Also offer sign-in with this OpenID Connect provider (its issuer
+        /// URL); the client secret, if any, from $USHER_OIDC_DEMO_SECRET.
+        #[arg(long, value_name = "ISSUER")]
+        oidc: Option<String>,
+        /// The client id registered at that provider for
+        /// http://LISTEN/.usher/oidc/demo/callback.
+        #[arg(long, value_name = "ID", default_value = "usher", requires = "oidc")]
+        oidc_client_id: String,
     },
     /// Print a fresh session key: 32 random bytes as base64url text.
     GenSecret,

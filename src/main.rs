@@ -35,7 +35,18 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config, online } => check(&config.resolve(std::env::var_os(CONFIG_ENV)), online),
         Command::Run(arg) => run(&arg.resolve(std::env::var_os(CONFIG_ENV))),
-        Command::Demo { listen } => demo(listen),
+        Command::Demo {
+            listen,
+            oidc,
+            oidc_client_id,
+        } => demo(
+            listen,
+            oidc.map(|issuer| usher::demo::DemoOidc {
+                issuer,
+                client_id: oidc_client_id,
+                secret: env_var("USHER_OIDC_DEMO_SECRET"),
+            }),
+        ),
         Command::GenSecret => gen_secret(),
         Command::Healthcheck { url } => healthcheck(&url),
         Command::HashPassword => hash_password(),
@@ -234,7 +245,7 @@ async fn reload_on_sighup(path: PathBuf, reloads: tokio::sync::mpsc::Sender<Conf
     let _ = (path, reloads);
 }
 
-fn demo(listen: SocketAddr) -> ExitCode {
+fn demo(listen: SocketAddr, oidc: Option<usher::demo::DemoOidc>) -> ExitCode {
     init_logging(LogFormat::Human);
     block_on(None, async move {
         let listener = match bind(listen, None, "usher listening").await {
@@ -249,7 +260,13 @@ fn demo(listen: SocketAddr) -> ExitCode {
             usher::demo::DEMO_USER.0,
             usher::demo::DEMO_USER.1,
         );
-        exit_code(usher::demo::run(listener, shutdown_signal()).await)
+        if let Some(o) = &oidc {
+            println!(
+                "Sign-in with {} is offered too: register http://{shown}/.usher/oidc/demo/callback for client {:?}.",
+                o.issuer, o.client_id
+            );
+        }
+        exit_code(usher::demo::run(listener, oidc, shutdown_signal()).await)
     })
 }
 

@@ -16,9 +16,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::support::{TempDir, session_toml, spawn_echo_upstream, spawn_proxy};
 
-struct Chromium {
+pub struct Chromium {
     child: Child,
-    ws_url: String,
+    pub ws_url: String,
     _profile: TempDir,
 }
 
@@ -29,7 +29,7 @@ impl Drop for Chromium {
     }
 }
 
-fn launch() -> Chromium {
+pub fn launch() -> Chromium {
     let profile = TempDir::new("chromium");
     let mut child = Command::new("chromium")
         .args([
@@ -69,14 +69,36 @@ fn launch() -> Chromium {
 }
 
 /// A minimal DevTools protocol client: one page session.
-struct Cdp {
+pub struct Cdp {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     next_id: u64,
     session: Option<String>,
 }
 
 impl Cdp {
-    async fn call(&mut self, method: &str, params: Value) -> Value {
+    /// A new page in `browser` opened at `url`, attached.
+    pub async fn open(browser: &Chromium, url: &str) -> Cdp {
+        let (ws, _) = tokio_tungstenite::connect_async(browser.ws_url.as_str())
+            .await
+            .expect("DevTools socket");
+        let mut cdp = Cdp {
+            ws,
+            next_id: 0,
+            session: None,
+        };
+        let target = cdp.call("Target.createTarget", json!({"url": url})).await;
+        let attached = cdp
+            .call(
+                "Target.attachToTarget",
+                json!({"targetId": target["targetId"], "flatten": true}),
+            )
+            .await;
+        cdp.session = attached["sessionId"].as_str().map(String::from);
+        cdp.call("Runtime.enable", json!({})).await;
+        cdp
+    }
+
+    pub async fn call(&mut self, method: &str, params: Value) -> Value {
         self.next_id += 1;
         let id = self.next_id;
         let mut msg = json!({"id": id, "method": method, "params": params});
@@ -99,7 +121,7 @@ impl Cdp {
         }
     }
 
-    async fn eval(&mut self, expression: &str) -> Value {
+    pub async fn eval(&mut self, expression: &str) -> Value {
         let r = self
             .call(
                 "Runtime.evaluate",
@@ -110,7 +132,7 @@ impl Cdp {
     }
 
     /// Wait until `location.pathname` is `path` (page loads are async).
-    async fn wait_for_path(&mut self, path: &str) {
+    pub async fn wait_for_path(&mut self, path: &str) {
         for _ in 0..100 {
             let ready = self.eval("document.readyState").await;
             if self.eval("location.pathname").await == json!(path) && ready == json!("complete") {
@@ -124,7 +146,7 @@ impl Cdp {
         );
     }
 
-    async fn screenshot(&mut self, name: &str) {
+    pub async fn screenshot(&mut self, name: &str) {
         let shot = self.call("Page.captureScreenshot", json!({"format": "png"})).await;
         let png = base64::engine::general_purpose::STANDARD
             .decode(shot["data"].as_str().expect("data"))
@@ -148,28 +170,7 @@ async fn chromium_signs_in_through_the_page_and_reaches_the_upstream() {
     );
     let proxy = spawn_proxy(up.addr, &config).await;
     let browser = launch();
-    let (ws, _) = tokio_tungstenite::connect_async(browser.ws_url.as_str())
-        .await
-        .expect("DevTools socket");
-    let mut cdp = Cdp {
-        ws,
-        next_id: 0,
-        session: None,
-    };
-    let target = cdp
-        .call(
-            "Target.createTarget",
-            json!({"url": proxy.url("/private/page?from=browser")}),
-        )
-        .await;
-    let attached = cdp
-        .call(
-            "Target.attachToTarget",
-            json!({"targetId": target["targetId"], "flatten": true}),
-        )
-        .await;
-    cdp.session = attached["sessionId"].as_str().map(String::from);
-    cdp.call("Runtime.enable", json!({})).await;
+    let mut cdp = Cdp::open(&browser, &proxy.url("/private/page?from=browser")).await;
 
     cdp.wait_for_path("/.usher/login").await;
     assert_eq!(cdp.eval("document.title").await, json!("Sign in · Example Corp"));

@@ -592,6 +592,16 @@ async fn check_online_reports_what_the_provider_offers() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("oidc corp: cannot be used"), "{stdout}");
+    // A provider that accepts the connection and never answers is bounded
+    // by its timeout (3 s here).
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let started = Instant::now();
+    let out = run(text(hang.local_addr().expect("addr").port()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("no answer within 3s"), "{stdout}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    drop(hang);
 }
 
 /// Sign-out with `provider_logout`: usher's cookie is cleared and the
@@ -652,4 +662,79 @@ async fn logout_ends_the_provider_session_and_auto_redirect_skips_the_page() {
     // The provider accepts that request (a confirmation page, not an error).
     let page = client.get(&to).send().await.expect("end session");
     assert_eq!(page.status(), 200, "{}", page.text().await.unwrap_or_default());
+}
+
+/// Headless Chromium: the sign-in page's provider button, the provider's
+/// own form, and back at the page it asked for with alice's identity.
+#[tokio::test]
+async fn chromium_signs_in_through_the_provider_button() {
+    let p = free_port();
+    let setup = usher_with(|port, dir| provider_toml("corp", p, port, &dir.join("secret"), "")).await;
+    let proxy = &setup.proxy;
+    let _peer = Peer::start(p, &[callback(proxy.addr.port(), "corp")], &[]);
+    until_ready(&jar(), &proxy.url("/.usher/oidc/corp/start")).await;
+    let browser = crate::browser::launch();
+    let mut page = crate::browser::Cdp::open(&browser, &proxy.url("/private/page")).await;
+    page.wait_for_path("/.usher/login").await;
+    page.screenshot("oidc-login-page.png").await;
+    page.eval("document.querySelector('a.button').click(); true").await;
+    let form = "/interaction/";
+    for _ in 0..100 {
+        let path = page.eval("location.pathname").await;
+        if path.as_str().is_some_and(|p| p.starts_with(form))
+            && page.eval("document.readyState").await == json!("complete")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    page.eval(
+        "document.querySelector('input[name=username]').value = 'alice';\
+         document.querySelector('input[name=password]').value = 'alice-pw';\
+         document.querySelector('button[type=submit]').click(); true",
+    )
+    .await;
+    page.wait_for_path("/private/page").await;
+    let body = page.eval("document.body.innerText").await;
+    let seen: Value = serde_json::from_str(body.as_str().expect("text")).expect("the echo upstream's JSON");
+    assert_eq!(Seen(seen).one("x-forwarded-user").as_deref(), Some("alice"));
+    page.screenshot("oidc-signed-in-upstream.png").await;
+}
+
+/// `usher demo --oidc ISSUER` shows the provider's button beside the demo
+/// account and starts a flow with it.
+#[tokio::test]
+async fn demo_offers_a_provider_with_oidc() {
+    let p = free_port();
+    let _peer = Peer::start(p, &[], &[]);
+    let demo = crate::support::Usher::start_with_env(
+        &[
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--oidc",
+            &issuer(p),
+            "--oidc-client-id",
+            "proxy",
+        ],
+        None,
+        &[("USHER_OIDC_DEMO_SECRET", "proxy-secret")],
+    );
+    let client = jar();
+    let page = client
+        .get(demo.url("/.usher/login"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("text");
+    assert!(page.contains("Sign in with the demo provider"), "{page}");
+    assert!(page.contains("type=\"password\""), "the demo account stays");
+    let start = demo.url("/.usher/oidc/demo/start");
+    until_ready(&client, &start).await;
+    let res = client.get(&start).send().await.expect("start");
+    assert_eq!(res.status(), 302);
+    assert!(location(&res).contains("client_id=proxy"));
 }
