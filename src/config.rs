@@ -353,6 +353,24 @@ impl Config {
             crate::access::Allow::Authenticated => "signed in",
             crate::access::Allow::Nobody => "nobody",
         };
+        let providers: Vec<String> = self
+            .oidc
+            .iter()
+            .map(|p| {
+                let bearer = if p.accept_bearer { ", bearer tokens" } else { "" };
+                let client = if p.client_secret.is_some() {
+                    ""
+                } else {
+                    ", public client"
+                };
+                format!("{} ({}{client}{bearer})", p.id, p.issuer)
+            })
+            .collect();
+        let providers = if providers.is_empty() {
+            "none".to_string()
+        } else {
+            providers.join(", ")
+        };
         let mut rules = String::new();
         for (i, rule) in self.access.rules().iter().enumerate() {
             rules.push_str(&format!("  {:>2}. {}\n", i + 1, rule.describe()));
@@ -363,6 +381,7 @@ impl Config {
              trusted proxies  {}\n\
              limits           headers {} bytes within {}\n\
              users            {users}\n\
+             providers        {providers}\n\
              access           first match wins; otherwise {default}\n{rules}\
              {}",
             s.listen,

@@ -469,8 +469,15 @@ fn oidc_provider_defaults_and_secret_from_the_environment() {
     assert_eq!(p.display_name, "corp");
     let shown = format!("{c:?}");
     assert!(!shown.contains("s3cret"), "the secret never shows in Debug");
+    assert!(c.summary().contains("providers        corp (https://idp.example.com)"));
+    assert!(!c.summary().contains("s3cret"));
     let public = parse(OIDC).expect("a public client");
     assert!(public.oidc[0].client_secret.is_none());
+    assert!(
+        public
+            .summary()
+            .contains("corp (https://idp.example.com, public client)")
+    );
 }
 
 #[test]
