@@ -9,6 +9,9 @@ Configurations, all on 127.0.0.1, every server pinned to cpu0 and wrk to cpu1:
   b  nginx proxy_pass        upstream keep-alive to the backend
   c  usher, authenticated    valid session cookie: verify + 3 headers + forward
   d  usher, public path      /public/** allow = "anyone", no cookie
+  e  usher, Redis store      the same as (c) with [session.store] kind = "redis":
+                             the cookie names a session loaded from a local
+                             redis-server (also on cpu0, counted as proxy CPU)
 each with a 100-byte and a 64 KiB body, interleaved over several rounds.
 Python 3.11 standard library only.
 """
@@ -42,7 +45,10 @@ CONFIGS = {
     "b": "nginx proxy_pass, upstream keep-alive",
     "c": "usher, valid session (verify + 3 headers + forward)",
     "d": "usher, public path, no session",
+    "e": "usher, valid session, Redis store (load + 3 headers + forward; CPU incl. redis-server)",
 }
+# Configurations that send the session cookie.
+WITH_COOKIE = ("c", "e")
 # Idle-test servers: the plain ones above, and the same two terminating TLS.
 IDLE_LABELS = {"b": "nginx", "c": "usher", "bt": "nginx, TLS", "ct": "usher, TLS"}
 SESSION_JSON = '{"user":"bench","email":"bench@example.com","groups":["a","b"]}'
@@ -147,7 +153,7 @@ class Group:
         self.name, self.proc = name, proc
 
     def pids(self):
-        return [self.proc.pid] + children(self.proc.pid)
+        return [self.proc.pid] + children(self.proc.pid) + [p for g in getattr(self, "with_", []) for p in g.pids()]
 
     def ticks(self):
         """(user, system) clock ticks of the process and its children."""
@@ -252,10 +258,12 @@ def start_nginx(name, work, body):
     return Group(name, proc)
 
 
-def usher_config(work, port, backend, tls=None):
-    """usher's config; `tls` = (cert, key) makes it terminate TLS."""
-    path = work / ("usher-tls.toml" if tls else "usher.toml")
+def usher_config(work, port, backend, tls=None, redis=None):
+    """usher's config; `tls` = (cert, key) makes it terminate TLS; `redis` =
+    a port puts sessions in that redis-server."""
+    path = work / ("usher-tls.toml" if tls else "usher-redis.toml" if redis else "usher.toml")
     tls_keys = f'tls_cert = "{tls[0]}"\ntls_key = "{tls[1]}"\n' if tls else ""
+    store = f'[session.store]\nkind = "redis"\nurl = "redis://127.0.0.1:{redis}"\n' if redis else ""
     path.write_text(f"""\
 [server]
 listen = "127.0.0.1:{port}"
@@ -266,6 +274,7 @@ url = "http://127.0.0.1:{backend}"
 [session]
 cookie_name = "{COOKIE_NAME}"
 secure = false
+{store}
 
 [session.forward]
 "X-Forwarded-User" = "user"
@@ -326,7 +335,7 @@ def one_run(env, cfg, body, duration, quiet=0.0, threshold=DEFAULT_MAX_FOREIGN, 
     backend = env["backend"]
     port = env["ports"][cfg]
     path = ("/public/" if cfg == "d" else "/data/") + body
-    headers = [env["cookie_header"]] if cfg == "c" else []
+    headers = [env["cookie_headers"][cfg]] if cfg in WITH_COOKIE else []
     pre_load = loadavg()
     q_busy, q_steal, waited = wait_quiet(quiet, threshold, max_steal, max_wait) if quiet else (None, None, 0.0)
     pre_load = loadavg() if waited > 0.5 else pre_load
@@ -385,7 +394,7 @@ def idle_memory(env, cfg, n, recheck, settle):
     max_connections (10,000) for n = 5,000."""
     group = env["proxy"][cfg]
     port = env["ports"][cfg]
-    headers = [env["cookie_header"]] if cfg in ("c", "ct") else []
+    headers = [env["cookie_headers"]["c"]] if cfg in ("c", "ct") else []
     tls = ["--tls"] if cfg.endswith("t") else []
 
     def open_batch(count):
@@ -456,18 +465,22 @@ def summarise(runs, kept_rounds):
     for body in BODIES:
         for cfg in CONFIGS:
             sel = [r for r in runs if r["config"] == cfg and r["body"] == body and r["round"] in kept_rounds]
-            ratios = []
+            ratios, to_c = [], []
             for rnd in kept_rounds:
                 mine = [r for r in sel if r["round"] == rnd]
                 base = [r for r in runs if r["config"] == "b" and r["body"] == body and r["round"] == rnd]
+                cookie = [r for r in runs if r["config"] == "c" and r["body"] == body and r["round"] == rnd]
                 if mine and base:
                     ratios.append(mine[0]["rps"] / base[0]["rps"])
+                if mine and cookie:
+                    to_c.append(mine[0]["rps"] / cookie[0]["rps"])
             rows.append({
                 "config": cfg, "body": body,
                 "rps": med([r["rps"] for r in sel]),
                 "ratio_to_b": med(ratios),
                 "ratio_min": min(ratios) if ratios else None,
                 "ratio_max": max(ratios) if ratios else None,
+                "ratio_to_c": med(to_c) if cfg == "e" else None,
                 "p50_ms": med([r["wrk"]["lat_p50_us"] / 1000 for r in sel]),
                 "p99_ms": med([r["wrk"]["lat_p99_us"] / 1000 for r in sel]),
                 "proxy_cpu_us": med([r.get("proxy_cpu_us_per_req") for r in sel]),
@@ -510,18 +523,19 @@ def markdown(result):
         f"{m['max_wait_s']:.0f} s for the machine to go quiet).",
         "",
         "Medians over kept rounds. *ratio* is req/s ÷ (b)'s req/s in the same round, median of the rounds "
-        "(min–max in brackets). CPU is µs of CPU time per request (utime+stime from /proc, all threads); "
-        "*proxy* is nginx (b) or usher (c, d); RSS at the end of the run.",
+        "(min–max in brackets); *to (c)* the same against usher's cookie store. CPU is µs of CPU time per "
+        "request (utime+stime from /proc, all threads); *proxy* is nginx (b), usher (c, d) or usher and "
+        "redis-server together (e); RSS at the end of the run.",
         "",
-        "| config | body | req/s | ratio to (b) | p50 ms | p99 ms | proxy CPU µs/req (user+sys) | backend CPU µs/req | proxy RSS MiB | backend RSS MiB |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| config | body | req/s | ratio to (b) | to (c) | p50 ms | p99 ms | proxy CPU µs/req (user+sys) | backend CPU µs/req | proxy RSS MiB | backend RSS MiB |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in result["summary"]:
         ratio = "–" if r["ratio_to_b"] is None else (
             f"{r['ratio_to_b']:.2f} ({r['ratio_min']:.2f}–{r['ratio_max']:.2f})")
         out.append(
             f"| ({r['config']}) {CONFIGS[r['config']]} | {r['body']} | {fmt(r['rps'], ',.0f')} | {ratio} | "
-            f"{fmt(r['p50_ms'], '.2f')} | {fmt(r['p99_ms'], '.2f')} | {proxy_cpu(r)} | "
+            f"{fmt(r.get('ratio_to_c'), '.2f')} | {fmt(r['p50_ms'], '.2f')} | {fmt(r['p99_ms'], '.2f')} | {proxy_cpu(r)} | "
             f"{fmt(r['backend_cpu_us'], '.1f')} | {fmt(r['proxy_rss_mib'], '.1f')} | {fmt(r['backend_rss_mib'], '.1f')} |")
     out += ["", "## Idle keep-alive connections", "",
             "Each server is restarted first, so the test starts from a fresh process. "
@@ -599,7 +613,8 @@ def start_servers(usher_bin, work, procs, connections):
         for name, size in BODIES.items():
             (docroot / d / name).write_bytes(bytes((i * 7 + 13) % 94 + 33 for i in range(size)))
     os.chmod(docroot, 0o755)
-    ports = {"a": free_port(), "b": free_port(), "u": free_port(), "bt": free_port(), "ut": free_port()}
+    ports = {"a": free_port(), "b": free_port(), "u": free_port(), "bt": free_port(), "ut": free_port(),
+             "ur": free_port(), "redis": free_port()}
     cert, key = make_cert(work)
     proxy_server = PROXY_SERVER.format(port=ports["b"], backend=ports["a"], tls_port=ports["bt"], cert=cert, key=key)
     backend = start_nginx("backend", work, BACKEND_SERVER.format(port=ports["a"], docroot=docroot))
@@ -611,13 +626,23 @@ def start_servers(usher_bin, work, procs, connections):
 
     conf = usher_config(work, ports["u"], ports["a"])
     tls_conf = usher_config(work, ports["ut"], ports["a"], tls=(cert, key))
+    redis_conf = usher_config(work, ports["ur"], ports["a"], redis=ports["redis"])
+    redis = Group("redis", subprocess.Popen(
+        ["taskset", "-c", SERVER_CPU, "redis-server", "--port", str(ports["redis"]), "--bind", "127.0.0.1",
+         "--save", "", "--appendonly", "no"],
+        stdout=open(work / "redis.log", "w"), stderr=subprocess.STDOUT))
+    procs.append(redis)
+    wait_port(ports["redis"], redis.proc, "redis-server")
     uenv = dict(os.environ, USHER_SECRET_KEYS="bench-" + os.urandom(24).hex(), RUST_LOG="warn")
-    cookie = subprocess.run([usher_bin, "session", "encode", "-c", str(conf), SESSION_JSON],
-                            env=uenv, check=True, capture_output=True, text=True).stdout.strip()
-    check(cookie.startswith("v1."), f"usher session encode printed {cookie!r}")
+    cookies = {}
+    for cfg, config in (("c", conf), ("e", redis_conf)):
+        cookies[cfg] = subprocess.run([usher_bin, "session", "encode", "-c", str(config), SESSION_JSON],
+                                      env=uenv, check=True, capture_output=True, text=True).stdout.strip()
+        check(cookies[cfg].startswith("v1."), f"usher session encode printed {cookies[cfg]!r}")
 
-    def start_usher(tls=False):
-        name, config, port = ("usher-tls", tls_conf, ports["ut"]) if tls else ("usher", conf, ports["u"])
+    def start_usher(tls=False, store=False):
+        name, config, port = (("usher-tls", tls_conf, ports["ut"]) if tls else
+                              ("usher-redis", redis_conf, ports["ur"]) if store else ("usher", conf, ports["u"]))
         usher = Group(name, subprocess.Popen(
             ["taskset", "-c", SERVER_CPU, usher_bin, "run", "-c", str(config)], env=uenv,
             stdout=open(work / f"{name}.log", "a"), stderr=subprocess.STDOUT))
@@ -631,16 +656,20 @@ def start_servers(usher_bin, work, procs, connections):
 
     usher = start_usher()
     procs.append(usher)
+    usher_redis = start_usher(store=True)
+    usher_redis.with_ = [redis]
+    procs.append(usher_redis)
     # Started now for the sanity check; restarted fresh for its idle test.
     usher_tls = start_usher(tls=True)
     procs.append(usher_tls)
 
     env = {
         "backend": backend,
-        "proxy": {"a": backend, "b": nginx_proxy, "c": usher, "d": usher, "bt": nginx_proxy, "ct": usher_tls},
-        "ports": {"a": ports["a"], "b": ports["b"], "c": ports["u"], "d": ports["u"],
+        "proxy": {"a": backend, "b": nginx_proxy, "c": usher, "d": usher, "e": usher_redis,
+                  "bt": nginx_proxy, "ct": usher_tls},
+        "ports": {"a": ports["a"], "b": ports["b"], "c": ports["u"], "d": ports["u"], "e": ports["ur"],
                   "bt": ports["bt"], "ct": ports["ut"]},
-        "cookie_header": f"Cookie: {COOKIE_NAME}={cookie}",
+        "cookie_headers": {cfg: f"Cookie: {COOKIE_NAME}={value}" for cfg, value in cookies.items()},
         "connections": connections,
         "starters": {"b": start_nginx_proxy, "c": start_usher, "bt": start_nginx_proxy,
                      "ct": lambda: start_usher(tls=True)},
@@ -683,10 +712,11 @@ def get(port, path, headers=None, tls=False):
 
 def sanity(env):
     """Every configuration answers as it should before anything is timed."""
-    cookie = {"Cookie": env["cookie_header"].split(": ", 1)[1]}
+    cookies = {cfg: {"Cookie": h.split(": ", 1)[1]} for cfg, h in env["cookie_headers"].items()}
+    cookie = cookies["c"]
     for body, size in BODIES.items():
-        for cfg in "abc":
-            st, b = get(env["ports"][cfg], f"/data/{body}", cookie if cfg == "c" else None)
+        for cfg in "abce":
+            st, b = get(env["ports"][cfg], f"/data/{body}", cookies.get(cfg))
             check(st == 200 and len(b) == size, f"({cfg}) /data/{body}: {st}, {len(b)} bytes")
         st, b = get(env["ports"]["d"], f"/public/{body}")
         check(st == 200 and len(b) == size, f"(d) /public/{body}: {st}, {len(b)} bytes")
@@ -695,10 +725,15 @@ def sanity(env):
     st, b = get(env["ports"]["c"], "/echo", cookie)
     check(st == 200 and b == b"bench|bench@example.com|a,b",
           f"usher did not inject the three session headers: {st} {b!r}")
+    st, b = get(env["ports"]["e"], "/echo", cookies["e"])
+    check(st == 200 and b == b"bench|bench@example.com|a,b",
+          f"usher with the Redis store did not inject the three session headers: {st} {b!r}")
+    check(get(env["ports"]["e"], "/data/100B", cookie)[0] == 401,
+          "usher with the Redis store accepted a cookie-store session")
     for cfg in ("bt", "ct"):
         st, b = get(env["ports"][cfg], "/data/100B", cookie if cfg == "ct" else None, tls=True)
         check(st == 200 and len(b) == 100, f"({cfg}) over TLS /data/100B: {st}, {len(b)} bytes")
-    log("sanity: all four configurations answer, and both servers over TLS; usher refuses without a "
+    log("sanity: all five configurations answer, and both servers over TLS; usher refuses without a "
         "session and injects 3 headers")
 
 

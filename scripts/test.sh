@@ -11,8 +11,10 @@ cd "$(dirname "$0")/.."
 #   nginx caddy    front proxies (auth_request, forward_auth) for forward-auth mode,
 #                  and nginx as an h2c upstream
 #   nodejs npm     Express, a real framework that routes without regard to case
+#   redis-server   the Redis session store (standalone and a 3-master Cluster;
+#                  redis-cli comes with it and creates the cluster)
 need_apt=()
-for pkg in apache2-utils chromium nginx caddy; do
+for pkg in apache2-utils chromium nginx caddy redis-server; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 # Node may come from elsewhere than Debian; install Debian's only if absent.

@@ -39,8 +39,9 @@ use crate::oidc::Providers;
 use crate::redirect::AllowedHosts;
 use crate::respond;
 use crate::server::RequestBody;
-use crate::session::codec::AUTH_TIME_FIELD;
+use crate::session::codec::{AUTH_METHOD_FIELD, AUTH_TIME_FIELD, BY_PASSWORD};
 use crate::session::cookie;
+use crate::store::{Meta, RedisStore, StoreError};
 
 /// Largest form body accepted by the endpoints.
 const FORM_LIMIT: usize = 16 * 1024;
@@ -52,7 +53,9 @@ pub const HASH_WAIT: Duration = Duration::from_secs(10);
 /// The endpoints and the state they keep (brute-force buckets).
 pub struct Auth {
     config: Arc<Config>,
-    limits: Arc<limit::Limits>,
+    limits: limit::Limiter,
+    /// The Redis session store, when configured.
+    store: Option<Arc<RedisStore>>,
     metrics: Arc<Metrics>,
     /// Turns at checking a password, and how many there are.
     hashing: (Arc<Semaphore>, usize),
@@ -79,6 +82,10 @@ pub struct Context<'a> {
     pub request_id: &'a str,
     /// The verified session, if any.
     pub session: Option<&'a Map<String, Value>>,
+    /// Redis store: the session's id and indexed user.
+    pub stored: Option<(&'a str, &'a str)>,
+    /// Redis store: a session cookie came but the store could not be asked.
+    pub unavailable: bool,
     /// When that session was issued.
     pub issued_at: u64,
     /// Unix seconds.
@@ -93,12 +100,26 @@ pub struct Context<'a> {
 
 impl Auth {
     /// Build the endpoints for `config`.
-    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>, providers: Arc<Providers>) -> Auth {
-        let limits = Arc::new(limit::Limits::new(config.login.per_ip, config.login.per_user));
+    pub fn new(
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        providers: Arc<Providers>,
+        store: Option<Arc<RedisStore>>,
+    ) -> Auth {
+        let quotas = (config.login.per_ip, config.login.per_user);
+        let limits = match &store {
+            // One limit across replicas: the buckets live in the store.
+            Some(store) => limit::Limiter::Shared {
+                store: Arc::clone(store),
+                quotas,
+            },
+            None => limit::Limiter::Local(Arc::new(limit::Limits::new(quotas.0, quotas.1))),
+        };
         let turns = crate::per_cpu(config.login.concurrent_hashes);
         Auth {
             config,
             limits,
+            store,
             metrics,
             hashing: (Arc::new(Semaphore::new(turns)), turns),
             providers,
@@ -114,8 +135,10 @@ impl Auth {
     /// limits did not change, so a reload does not hand an attacker a
     /// fresh allowance.
     pub fn carry_over(&mut self, previous: &Auth) {
-        if previous.limits.quotas() == self.limits.quotas() {
-            self.limits = Arc::clone(&previous.limits);
+        if let (limit::Limiter::Local(old), limit::Limiter::Local(new)) = (&previous.limits, &self.limits)
+            && old.quotas() == new.quotas()
+        {
+            self.limits = limit::Limiter::Local(Arc::clone(old));
         }
         // Checks still running under the old generation hold its turns.
         if previous.hashing.1 == self.hashing.1 {
@@ -123,9 +146,26 @@ impl Auth {
         }
     }
 
-    /// Forget idle brute-force buckets (called periodically).
+    /// Use `store` (the previous generation's, same settings) instead of
+    /// the one this generation made.
+    pub fn use_store(&mut self, store: Arc<RedisStore>) {
+        if let limit::Limiter::Shared { store: s, .. } = &mut self.limits {
+            *s = Arc::clone(&store);
+        }
+        self.store = Some(store);
+    }
+
+    /// Forget idle brute-force buckets (called periodically; the store's
+    /// expire by themselves).
     pub fn forget_idle(&self) {
-        self.limits.forget_idle(Instant::now());
+        if let limit::Limiter::Local(l) = &self.limits {
+            l.forget_idle(Instant::now());
+        }
+    }
+
+    /// The session phases' view at `now`.
+    fn sessions(&self, now: u64) -> crate::service::Sessions<'_> {
+        crate::service::Sessions::new(&self.config, self.store.as_deref(), &self.metrics, now)
     }
 
     /// Answer a request for `<prefix><endpoint>`.
@@ -255,7 +295,15 @@ impl Auth {
             return res;
         }
         let canonical = users::canonical(&username);
-        if let Err(wait) = self.limits.allowed(cx.ip, &canonical, Instant::now()) {
+        let allowed = match self.limits.allowed(cx.ip, &canonical).await {
+            Ok(allowed) => allowed,
+            Err(e) => {
+                // A limit that cannot be read does not hold: no check runs.
+                warn!(error = %e, "sign-in refused: the shared rate limit cannot be read");
+                return store_down(cx.html);
+            }
+        };
+        if let Err(wait) = allowed {
             let mut res = self.too_many(wait, cx);
             if cx.html {
                 // A browser gets the sign-in form again, saying when to retry.
@@ -270,15 +318,17 @@ impl Auth {
             }
             return res;
         }
-        if self.limits.braked(&canonical, Instant::now()) {
+        if self.limits.braked(&canonical).await.unwrap_or(true) {
             // Guesses for this user come from many clients: slow every
             // check down, refuse none.
             tokio::time::sleep(limit::BRAKE_DELAY).await;
         }
         match self.check_password(&username, field("password")).await {
-            Checked::SignedIn(payload) => self.signed_in(payload, &username, &rd, cx),
+            Checked::SignedIn(payload) => self.signed_in(payload, &username, &rd, &parts.headers, cx).await,
             Checked::Failed => {
-                self.limits.failed(cx.ip, &canonical, Instant::now());
+                if let Err(e) = self.limits.failed(cx.ip, &canonical).await {
+                    warn!(error = %e, "a failed sign-in could not be counted in the shared rate limit");
+                }
                 self.metrics.login(LoginResult::failure);
                 info!(user = %username, client = %cx.ip, request_id = cx.request_id, "sign-in failed");
                 self.login_page(&parts.headers, rd, Some(FAILED), &username, cx)
@@ -319,6 +369,8 @@ impl Auth {
         };
         let mut payload = Map::new();
         payload.insert("user".into(), Value::from(name));
+        // Ends when this user is removed from the configuration.
+        payload.insert(AUTH_METHOD_FIELD.into(), Value::from(BY_PASSWORD));
         if let Some(email) = email {
             payload.insert("email".into(), Value::from(email));
         }
@@ -327,17 +379,54 @@ impl Auth {
     }
 
     /// A fresh session (never the old one: no fixation) and a 303 to `rd`.
-    fn signed_in(&self, mut payload: Map<String, Value>, username: &str, rd: &str, cx: &Context<'_>) -> Response<Body> {
+    async fn signed_in(
+        &self,
+        mut payload: Map<String, Value>,
+        username: &str,
+        rd: &str,
+        headers: &HeaderMap,
+        cx: &Context<'_>,
+    ) -> Response<Body> {
         let now = cx.now;
         payload.insert(AUTH_TIME_FIELD.into(), Value::from(now));
+        let mut res = redirect(StatusCode::SEE_OTHER, rd);
+        if let Err(e) = self.new_session(&mut res, &payload, headers, cx).await {
+            warn!(error = %e, user = %username, request_id = cx.request_id, "sign-in could not store the session");
+            return store_down(cx.html);
+        }
         self.metrics.login(LoginResult::success);
         info!(user = %username, client = %cx.ip, request_id = cx.request_id, "signed in");
-        let mut res = redirect(StatusCode::SEE_OTHER, rd);
-        let s = &self.config.session;
-        crate::service::set_session(res.headers_mut(), &payload, s, now, &self.metrics);
-        res.headers_mut()
-            .append(header::SET_COOKIE, cookie::clear_cookie(&s.csrf_cookie));
+        res.headers_mut().append(
+            header::SET_COOKIE,
+            cookie::clear_cookie(&self.config.session.csrf_cookie),
+        );
         res
+    }
+
+    /// Store a new session for this browser and set its cookie; the old
+    /// session (if any) ends, so a sign-in never keeps an id someone else
+    /// may know. `Ok(false)` when the cookie would be too large.
+    pub(crate) async fn new_session(
+        &self,
+        res: &mut Response<Body>,
+        payload: &Map<String, Value>,
+        headers: &HeaderMap,
+        cx: &Context<'_>,
+    ) -> Result<bool, StoreError> {
+        let sessions = self.sessions(cx.now);
+        if let (Some(store), Some((sid, user))) = (&self.store, cx.stored) {
+            store.delete(sid, user).await?;
+        }
+        let user_agent = headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let meta = Meta {
+            user: payload.get("user").and_then(Value::as_str).unwrap_or(""),
+            ip: cx.ip,
+            user_agent,
+        };
+        crate::service::create_session(res.headers_mut(), payload, meta, &sessions).await
     }
 
     fn too_many(&self, wait: Duration, cx: &Context<'_>) -> Response<Body> {
@@ -369,13 +458,23 @@ impl Auth {
             .filter(|_| self.config.login.provider_logout)
             .and_then(|id| self.providers.get(id))
             .and_then(|p| p.end_session_url());
+        if cx.unavailable {
+            // The stored session cannot be ended now: say so, clear nothing.
+            return store_down(cx.html);
+        }
         let mut res = redirect(StatusCode::SEE_OTHER, provider_end.as_deref().unwrap_or(&rd));
-        crate::service::clear_session(res.headers_mut(), &self.config.session);
+        if let Err(e) = crate::service::end_session(res.headers_mut(), cx.stored, &self.sessions(cx.now)).await {
+            warn!(error = %e, request_id = cx.request_id, "sign-out could not end the stored session");
+            return store_down(cx.html);
+        }
         res
     }
 
     /// The signed-in user's session fields and expiry; 401 when signed out.
     fn session_doc(&self, cx: &Context<'_>) -> Response<Body> {
+        if cx.unavailable {
+            return store_down(cx.html);
+        }
         let Some(session) = cx.session.filter(|s| crate::service::identity(s).is_some()) else {
             return unauthenticated(&self.config.server.prefix);
         };
@@ -430,6 +529,11 @@ pub fn unauthenticated(prefix: &str) -> Response<Body> {
 }
 
 /// A refusal the client may retry after `secs` seconds (`Retry-After`).
+/// 503 when the session store cannot be reached.
+fn store_down(html: bool) -> Response<Body> {
+    crate::service::store_unavailable(html)
+}
+
 fn try_again_after(secs: u64, status: StatusCode, code: &str, message: &str, html: bool) -> Response<Body> {
     let mut res = respond::error(status, code, message, html);
     res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));

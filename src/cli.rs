@@ -74,6 +74,25 @@ pub enum SessionCommand {
         /// The session fields as a JSON object, e.g. '{"user":"alice"}'.
         json: String,
     },
+    /// List a user's sessions in the Redis store (JSON, as GET /sessions).
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The user whose sessions to list.
+        #[arg(long, value_name = "NAME")]
+        user: String,
+    },
+    /// End sessions in the Redis store: every session of a user, or one by id.
+    Revoke {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// End every session of this user.
+        #[arg(long, value_name = "NAME", required_unless_present = "id", conflicts_with = "id")]
+        user: Option<String>,
+        /// End the session with this id (as `usher session list` shows it).
+        #[arg(long, value_name = "ID")]
+        id: Option<String>,
+    },
 }
 
 /// `-c FILE`, shared by the commands that read a config.

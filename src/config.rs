@@ -8,6 +8,7 @@
 mod duration;
 pub mod oidc;
 mod raw;
+pub mod store;
 mod validate;
 
 use std::net::{IpAddr, SocketAddr};
@@ -80,6 +81,16 @@ pub struct Session {
     pub csrf_cookie: CookieAttrs,
     /// The cookie's wire format.
     pub format: Format,
+    /// `[session.store]`: the cookie alone, or Redis.
+    pub store: store::Store,
+}
+
+impl Session {
+    /// The longest a session can live: `max_lifetime`, or `max_age` when
+    /// that is longer or the lifetime is off.
+    pub fn longest_life(&self) -> Duration {
+        self.max_lifetime.unwrap_or(self.max_age).max(self.max_age)
+    }
 }
 
 /// `[forward_auth]`
@@ -145,7 +156,8 @@ pub enum Writable {
 impl Writable {
     /// Whether the backend may write `field`. `auth_time` never.
     pub fn allows(&self, field: &str) -> bool {
-        if field == crate::session::codec::AUTH_TIME_FIELD {
+        use crate::session::codec::{AUTH_METHOD_FIELD, AUTH_TIME_FIELD};
+        if field == AUTH_TIME_FIELD || field == AUTH_METHOD_FIELD || field == crate::store::SID_FIELD {
             return false;
         }
         match self {
@@ -414,9 +426,23 @@ impl Session {
                 Writable::Fields(f) => format!("{} ({})", w.header, f.join(", ")),
             },
         };
+        let store = match &self.store {
+            store::Store::Cookie => format!("cookie ({})", self.format.as_str()),
+            store::Store::Redis(r) => {
+                let servers: Vec<String> = r.servers.iter().map(ToString::to_string).collect();
+                format!(
+                    "redis {} {} (timeout {}, prefix {:?})",
+                    r.mode.as_str(),
+                    servers.join(", "),
+                    format_duration(r.timeout),
+                    r.prefix
+                )
+            }
+        };
         format!(
             "session cookie   {} (secure {}, same_site {:?}, path {}, domain {})\n\
              session keys     {} (max_age {}, max_lifetime {})\n\
+             session store    {store}\n\
              forward          {}\n\
              backend writes   {}\n",
             c.name(),

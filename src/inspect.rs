@@ -1,5 +1,6 @@
-//! `usher session decode`: explain a cookie to an operator. Pure: the
-//! caller passes the configuration and `now`.
+//! `usher session decode`: explain a cookie to an operator, in each of its
+//! forms (signed, encrypted, a Redis session id). Pure: the caller passes
+//! the configuration and `now`.
 
 use std::time::Duration;
 
@@ -10,6 +11,12 @@ use crate::session::{Limits, Rejected};
 /// Seal `json` (a JSON object) as a session issued at `now`, adding
 /// `auth_time` when absent; the cookie value, or why the input is refused.
 pub fn encode(cfg: &config::Session, json: &str, now: u64) -> Result<String, String> {
+    let payload = session_object(json, now)?;
+    Ok(cfg.format.seal(cfg.cookie.name(), &payload, now, &cfg.keys))
+}
+
+/// `json` as a session: a JSON object, with `auth_time` = `now` when absent.
+pub fn session_object(json: &str, now: u64) -> Result<serde_json::Map<String, serde_json::Value>, String> {
     let value: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))?;
     let serde_json::Value::Object(mut payload) = value else {
         return Err("the session must be a JSON object".into());
@@ -17,7 +24,7 @@ pub fn encode(cfg: &config::Session, json: &str, now: u64) -> Result<String, Str
     payload
         .entry(crate::session::codec::AUTH_TIME_FIELD)
         .or_insert(now.into());
-    Ok(cfg.format.seal(cfg.cookie.name(), &payload, now, &cfg.keys))
+    Ok(payload)
 }
 
 /// What `decode` found.
@@ -75,16 +82,31 @@ pub fn decode(cfg: &config::Session, cookie: &str, now: u64) -> Decoded {
                 "the signing key"
             };
             let expires = opened.issued_at.saturating_add(limits.max_age);
-            Decoded::Valid(format!(
-                "valid: signed by {key}\nissued   {} ({} unix), {} ago\nexpires  {} ({} unix), in {} without activity\n{json}\n",
-                rfc3339(opened.issued_at),
-                opened.issued_at,
-                format_duration(Duration::from_secs(age)),
-                rfc3339(expires),
-                expires,
-                format_duration(Duration::from_secs(left)),
-            ))
+            Decoded::Valid(
+                format!(
+                    "valid: signed by {key}\nissued   {} ({} unix), {} ago\nexpires  {} ({} unix), in {} without activity\n{json}\n",
+                    rfc3339(opened.issued_at),
+                    opened.issued_at,
+                    format_duration(Duration::from_secs(age)),
+                    rfc3339(expires),
+                    expires,
+                    format_duration(Duration::from_secs(left)),
+                ) + &stored_note(cfg, &opened.payload),
+            )
         }
+    }
+}
+
+/// With the Redis store the cookie names a session kept there: say where.
+fn stored_note(cfg: &config::Session, payload: &serde_json::Map<String, serde_json::Value>) -> String {
+    let sid = payload.get(crate::store::SID_FIELD).and_then(|v| v.as_str());
+    match (cfg.store.redis(), sid) {
+        (Some(redis), Some(sid)) => format!(
+            "a session id: the fields live in Redis ({}) as session {} (see `usher session list`)\n",
+            redis.servers.first().map(ToString::to_string).unwrap_or_default(),
+            crate::store::public_id(sid)
+        ),
+        _ => String::new(),
     }
 }
 

@@ -36,6 +36,7 @@ pub mod respond;
 pub mod server;
 pub mod service;
 pub mod session;
+pub mod store;
 pub mod target;
 pub mod tls;
 
@@ -104,7 +105,7 @@ pub async fn serve(
     let bound = config.server.clone();
     let bound_upstream = config.upstream.clone();
     let live = Arc::new(ArcSwap::from_pointee(
-        Live::build(config, Arc::clone(&metrics)).context("TLS setup")?,
+        Live::build(config, Arc::clone(&metrics)).context("setting up")?,
     ));
     let (stop_tx, stop) = watch::channel(false);
     let admin = listeners

@@ -11,8 +11,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::service::Service;
-use crate::tls::{self, TlsError};
+use crate::service::{BuildError, Service};
+use crate::tls;
 
 /// One generation of configuration-derived state.
 pub struct Live {
@@ -28,15 +28,17 @@ pub type Shared = Arc<ArcSwap<Live>>;
 impl Live {
     /// Build everything `config` needs: reads certificate files. Nothing is
     /// replaced when this fails.
-    pub fn build(config: Config, metrics: Arc<Metrics>) -> Result<Live, TlsError> {
+    pub fn build(config: Config, metrics: Arc<Metrics>) -> Result<Live, BuildError> {
         Live::build_after(None, config, metrics)
     }
 
     /// [`Live::build`] for a reload: state that must survive it (the
     /// sign-in buckets) is carried over from `previous`.
-    pub fn build_after(previous: Option<&Live>, config: Config, metrics: Arc<Metrics>) -> Result<Live, TlsError> {
+    pub fn build_after(previous: Option<&Live>, config: Config, metrics: Arc<Metrics>) -> Result<Live, BuildError> {
         let tls = match &config.server.tls {
-            Some(files) => Some(TlsAcceptor::from(tls::server_config(&files.cert, &files.key)?)),
+            Some(files) => Some(TlsAcceptor::from(
+                tls::server_config(&files.cert, &files.key).map_err(BuildError::Tls)?,
+            )),
             None => None,
         };
         let mut service = Service::new(Arc::new(config), metrics)?;

@@ -56,7 +56,112 @@ fn main() -> ExitCode {
         Command::Session(SessionCommand::Encode { config, json }) => {
             encode(&config.resolve(std::env::var_os(CONFIG_ENV)), &json)
         }
+        Command::Session(SessionCommand::List { config, user }) => {
+            sessions(&config.resolve(std::env::var_os(CONFIG_ENV)), None, &user)
+        }
+        Command::Session(SessionCommand::Revoke { config, user, id }) => {
+            let what = match (user, id) {
+                (Some(user), _) => usher::store::Revoke::User(user),
+                (None, Some(id)) => usher::store::Revoke::Id(id),
+                (None, None) => return ExitCode::from(EXIT_USAGE),
+            };
+            sessions(&config.resolve(std::env::var_os(CONFIG_ENV)), Some(what), "")
+        }
     }
+}
+
+/// `usher session encode` with the Redis store: the session is stored, and
+/// the cookie printed names it (for load tests and backend tests).
+fn encode_stored(config: &Config, redis: usher::config::store::Redis, json: &str, now: u64) -> ExitCode {
+    let payload = match inspect::session_object(json, now) {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("usher: {why}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let session = config.session.clone();
+    block_on(NonZeroUsize::new(1), async move {
+        let store = match connect_store(&redis, session.longest_life()).await {
+            Ok(store) => store,
+            Err(code) => return code,
+        };
+        let meta = usher::store::Meta {
+            user: payload.get("user").and_then(|v| v.as_str()).unwrap_or(""),
+            ip: std::net::IpAddr::from([127, 0, 0, 1]),
+            user_agent: "usher session encode",
+        };
+        match store.create(&payload, meta, now, session.max_age).await {
+            Ok(sid) => {
+                let cookie = usher::store::id_payload(&sid, &payload);
+                println!(
+                    "{}",
+                    session.format.seal(session.cookie.name(), &cookie, now, &session.keys)
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("usher: {e}");
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        }
+    })
+}
+
+/// The configured Redis store, connected (the command line's commands).
+async fn connect_store(
+    redis: &usher::config::store::Redis,
+    longest: std::time::Duration,
+) -> Result<usher::store::RedisStore, ExitCode> {
+    let store = usher::store::RedisStore::new(redis, longest, Default::default()).map_err(|e| {
+        eprintln!("usher: {e}");
+        ExitCode::from(EXIT_RUNTIME)
+    })?;
+    store.start();
+    // Reconnects back off up to 5 s: give the first connection that long.
+    if let Err(e) = store
+        .wait_connected(redis.timeout.max(std::time::Duration::from_secs(5)))
+        .await
+    {
+        eprintln!("usher: cannot reach the session store ({}): {e}", redis.servers[0]);
+        return Err(ExitCode::from(EXIT_RUNTIME));
+    }
+    Ok(store)
+}
+
+/// `usher session list|revoke`: straight to the configured Redis store,
+/// printing the admin endpoints' JSON.
+fn sessions(path: &Path, revoke: Option<usher::store::Revoke>, user: &str) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let Some(redis) = config.session.store.redis().cloned() else {
+        eprintln!("usher: {}", usher::store::NEEDS_REDIS);
+        return ExitCode::from(EXIT_RUNTIME);
+    };
+    let user = user.to_string();
+    let longest = config.session.longest_life();
+    block_on(NonZeroUsize::new(1), async move {
+        let store = match connect_store(&redis, longest).await {
+            Ok(store) => store,
+            Err(code) => return code,
+        };
+        let doc = match &revoke {
+            Some(what) => usher::store::revoke_doc(&store, what).await,
+            None => usher::store::list_doc(&store, &user).await,
+        };
+        match doc {
+            Ok(doc) => {
+                println!("{doc}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("usher: {e}");
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        }
+    })
 }
 
 /// Read the password without echo from a terminal, or a line from a pipe.
@@ -118,7 +223,11 @@ fn encode(path: &Path, json: &str) -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    match inspect::encode(&config.session, json, usher::service::unix_now()) {
+    let now = usher::service::unix_now();
+    if let Some(redis) = config.session.store.redis().cloned() {
+        return encode_stored(&config, redis, json, now);
+    }
+    match inspect::encode(&config.session, json, now) {
         Ok(value) => {
             println!("{value}");
             ExitCode::SUCCESS

@@ -102,7 +102,17 @@ pub struct Metrics {
     oidc_bearer: Family<ProviderResult, Counter>,
     oidc_fetches: Family<ProviderFetch, Histogram, fn() -> Histogram>,
     oidc_fetch_errors: Family<ProviderFetch, Counter>,
+    store_commands: Family<StoreOp, Histogram, fn() -> Histogram>,
+    store_errors: Family<StoreOp, Counter>,
 }
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreOp {
+    op: &'static str,
+}
+
+/// The session store's operations, for pre-registered labels.
+pub const STORE_OPS: [&str; 8] = ["load", "create", "update", "touch", "delete", "list", "revoke", "limit"];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -143,6 +153,8 @@ impl Metrics {
             oidc_bearer: Family::default(),
             oidc_fetches: Family::new_with_constructor(latency as fn() -> Histogram),
             oidc_fetch_errors: Family::default(),
+            store_commands: Family::new_with_constructor(latency as fn() -> Histogram),
+            store_errors: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -207,6 +219,19 @@ impl Metrics {
             "Failed requests to identity providers, by provider and kind",
             m.oidc_fetch_errors.clone(),
         );
+        registry.register(
+            "store_duration_seconds",
+            "Session store (Redis) operations, by operation, failed ones included",
+            m.store_commands.clone(),
+        );
+        registry.register(
+            "store_errors",
+            "Session store (Redis) operations that failed or timed out, by operation",
+            m.store_errors.clone(),
+        );
+        for op in STORE_OPS {
+            let _ = m.store_errors.get_or_create(&StoreOp { op });
+        }
         for r in Rejected::ALL {
             let _ = m.rejections.get_or_create(&ReasonLabel { reason: r.as_str() });
         }
@@ -300,6 +325,15 @@ impl Metrics {
             result,
         };
         self.oidc_bearer.get_or_create(&labels).inc();
+    }
+
+    /// One session store operation: how long it took, and whether it failed.
+    pub fn store(&self, op: &'static str, took: Duration, ok: bool) {
+        let labels = StoreOp { op };
+        self.store_commands.get_or_create(&labels).observe(took.as_secs_f64());
+        if !ok {
+            self.store_errors.get_or_create(&labels).inc();
+        }
     }
 
     /// Record a request to a provider: how long it took, and whether it

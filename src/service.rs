@@ -30,6 +30,7 @@ use crate::oidc::Providers;
 use crate::proxy::{Upstream, UpstreamBody};
 use crate::server::RequestBody;
 use crate::session::cookie;
+use crate::store::{RedisStore, StoreError};
 use crate::tls::TlsError;
 use crate::{guard, respond, target};
 
@@ -40,8 +41,8 @@ mod failures;
 mod forward;
 mod request_id;
 
-pub use carrier::{clear as clear_session, set as set_session};
-pub use decide::identity;
+pub use carrier::{Sessions, create as create_session, end as end_session};
+pub use decide::{identity, store_unavailable};
 
 /// Everything a request needs, built once at startup and shared.
 pub struct Service {
@@ -57,8 +58,21 @@ pub struct Service {
     auth: Auth,
     /// `[[oidc]]` providers (shared with `auth`).
     providers: Arc<Providers>,
+    /// The Redis session store, when configured (shared with `auth`).
+    store: Option<Arc<RedisStore>>,
     /// Upstream failure lines, at most one per interval.
     failures: failures::FailureLog,
+}
+
+/// Why a service could not be built from a valid configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Certificates or keys could not be used.
+    #[error("TLS setup: {0}")]
+    Tls(#[from] TlsError),
+    /// The session store could not be set up.
+    #[error("session store: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// What the accept loop knows about a connection.
@@ -79,9 +93,9 @@ impl Connection {
 
 impl Service {
     /// Build the service from a validated configuration, recording into
-    /// `metrics` (shared across reloads). Fails only on unusable upstream
-    /// TLS material.
-    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Result<Service, TlsError> {
+    /// `metrics` (shared across reloads). Fails only on unusable TLS
+    /// material (upstream, providers, the store).
+    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Result<Service, BuildError> {
         let upstream = Upstream::new(&config.upstream, Arc::clone(&metrics))?;
         let upstream_host = HeaderValue::from_str(config.upstream.authority.as_str())
             // An `Authority` holds only characters valid in a header value.
@@ -89,7 +103,20 @@ impl Service {
         let plan = HeaderPlan::new(&config.session.forward);
         let providers = Arc::new(Providers::new(&config.oidc, &metrics)?);
         providers.start();
-        let auth = Auth::new(Arc::clone(&config), Arc::clone(&metrics), Arc::clone(&providers));
+        let store = match config.session.store.redis() {
+            Some(redis) => {
+                let store = RedisStore::new(redis, config.session.longest_life(), Arc::clone(&metrics))?;
+                store.start();
+                Some(Arc::new(store))
+            }
+            None => None,
+        };
+        let auth = Auth::new(
+            Arc::clone(&config),
+            Arc::clone(&metrics),
+            Arc::clone(&providers),
+            store.clone(),
+        );
         Ok(Service {
             config,
             upstream,
@@ -98,6 +125,7 @@ impl Service {
             metrics,
             auth,
             providers,
+            store,
             failures: failures::FailureLog::default(),
         })
     }
@@ -105,6 +133,14 @@ impl Service {
     /// Carry state that must outlive a reload (the sign-in buckets) over
     /// from the generation this one replaces.
     pub fn carry_over(&mut self, previous: &Service) {
+        // The same store settings keep the connected pool (the new one,
+        // still connecting, is dropped).
+        if let (Some(new), Some(old)) = (&self.store, &previous.store)
+            && new.settings() == old.settings()
+        {
+            self.store = Some(Arc::clone(old));
+            self.auth.use_store(Arc::clone(old));
+        }
         self.auth.carry_over(&previous.auth);
         self.providers.carry_over(&previous.providers);
         // Pooled upstream connections survive a reload that does not
@@ -125,6 +161,16 @@ impl Service {
     /// The configuration this service was built from.
     pub fn config(&self) -> &Arc<Config> {
         &self.config
+    }
+
+    /// The Redis session store, when configured.
+    pub fn store(&self) -> Option<&Arc<RedisStore>> {
+        self.store.as_ref()
+    }
+
+    /// The session phases' view of this service at `now`.
+    fn sessions(&self, now: u64) -> Sessions<'_> {
+        Sessions::new(&self.config, self.store.as_deref(), &self.metrics, now)
     }
 
     /// Handle one request; never fails: errors become responses.
@@ -206,9 +252,10 @@ impl Service {
         // 3. session: verify the cookie.
         let now = unix_now();
         let session = &self.config.session;
+        let sessions = self.sessions(now);
         let found = match self.bearer(&mut parts.headers, now, trace).await {
             Ok(Some(found)) => found,
-            Ok(None) => carrier::read(&parts.headers, session, now, &self.metrics),
+            Ok(None) => carrier::read(&parts.headers, trace.client, &sessions).await,
             Err(refusal) => return Ok(refusal),
         };
         if trace.enabled {
@@ -225,7 +272,10 @@ impl Service {
         if let Some(endpoint) = self.endpoint(target.path()) {
             if endpoint == "/auth" && matches!(parts.method, Method::GET | Method::HEAD) {
                 // The guard here applies to the described request, not this GET.
-                return Ok(self.forward_auth(&parts.headers, parts.uri.query(), trusted, found, now));
+                let query = parts.uri.query();
+                return Ok(self
+                    .forward_auth(&parts.headers, query, trusted, found, &sessions)
+                    .await);
             }
             if cross_site {
                 return Ok(decide::cross_site(html));
@@ -236,6 +286,8 @@ impl Service {
                 ip: trace.client,
                 request_id: request_id::text(&trace.request_id),
                 session: found.session.as_ref(),
+                stored: found.stored(),
+                unavailable: found.unavailable,
                 issued_at: found.issued_at,
                 now,
                 html,
@@ -262,8 +314,13 @@ impl Service {
             }
             .access(&parts.method, &target, found.session.as_ref())
         };
+        // The store could not say who this is: a path that needs a
+        // session waits (503), a public one goes on without one.
+        if found.unavailable && denied.is_some() {
+            return Ok(decide::store_unavailable(html));
+        }
         if let Some(mut res) = denied {
-            carrier::write_back(res.headers_mut(), false, found, session, now, &self.metrics);
+            carrier::write_back(res.headers_mut(), false, found, &sessions).await;
             return Ok(res);
         }
         // 5. inject: usher's own forwarding headers and the session fields.
@@ -292,7 +349,7 @@ impl Service {
             hop::restore_upgrade(res.headers_mut(), protocol);
         }
         let server_error = res.status().is_server_error();
-        carrier::write_back(res.headers_mut(), server_error, found, session, now, &self.metrics);
+        carrier::write_back(res.headers_mut(), server_error, found, &sessions).await;
         // The upstream may speak HTTP/1.0; the client gets our own version.
         *res.version_mut() = Version::default();
         Ok(res.map(body::streamed))

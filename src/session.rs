@@ -15,6 +15,7 @@ pub mod cookie;
 pub mod format;
 pub mod key;
 pub mod patch;
+pub mod sealed;
 
 pub use codec::{Limits, Opened, Rejected, needs_refresh, open, seal};
 pub use cookie::{AttrError, CookieAttrs, SameSite, SetCookieError};

@@ -24,8 +24,10 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use crate::store::{RedisStore, StoreError};
 
 /// The per-user brake engages past this many times the per-user limit.
 pub const BRAKE_FACTOR: u32 = 4;
@@ -50,7 +52,7 @@ impl Limits {
     /// Allow `per_client` failures a minute from one client and `per_user`
     /// for one user name from one client.
     pub fn new(per_client: NonZeroU32, per_user: NonZeroU32) -> Limits {
-        let brake = per_user.saturating_mul(NonZeroU32::new(BRAKE_FACTOR).unwrap_or(NonZeroU32::MIN));
+        let brake = brake(per_user);
         Limits {
             by_client: Buckets::new(per_client),
             by_user_client: Buckets::new(per_user),
@@ -162,6 +164,84 @@ impl<K: Hash + Eq> Buckets<K> {
 /// Whole seconds to wait, rounded up, at least 1 (for `Retry-After`).
 pub fn retry_after_secs(wait: Duration) -> u64 {
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+/// Where the buckets live: in this process, or in the Redis session store,
+/// where every replica fills and reads the same ones (SPEC §7).
+pub enum Limiter {
+    /// This process's buckets.
+    Local(Arc<Limits>),
+    /// Buckets in Redis, drained by its clock.
+    Shared {
+        /// The store.
+        store: Arc<RedisStore>,
+        /// Failures a minute: per client, per user from one client.
+        quotas: (NonZeroU32, NonZeroU32),
+    },
+}
+
+impl Limiter {
+    /// [`Limits::allowed`]; an error when the store cannot be asked (the
+    /// caller refuses: a limit that cannot be read does not hold).
+    pub async fn allowed(&self, client: IpAddr, user: &str) -> Result<Result<(), Duration>, StoreError> {
+        match self {
+            Limiter::Local(l) => Ok(l.allowed(client, user, Instant::now())),
+            Limiter::Shared { store, quotas } => {
+                let (by_client, by_user) = shared_names(client, user);
+                let (a, b) = tokio::join!(
+                    store.bucket(&by_client, quotas.0.get(), false),
+                    store.bucket(&by_user, quotas.1.get(), false)
+                );
+                Ok(match a?.max(b?) {
+                    Duration::ZERO => Ok(()),
+                    wait => Err(wait),
+                })
+            }
+        }
+    }
+
+    /// [`Limits::braked`].
+    pub async fn braked(&self, user: &str) -> Result<bool, StoreError> {
+        match self {
+            Limiter::Local(l) => Ok(l.braked(user, Instant::now())),
+            Limiter::Shared { store, quotas } => {
+                let wait = store.bucket(&format!("b:{user}"), brake(quotas.1).get(), false).await?;
+                Ok(wait > Duration::ZERO)
+            }
+        }
+    }
+
+    /// [`Limits::failed`].
+    pub async fn failed(&self, client: IpAddr, user: &str) -> Result<(), StoreError> {
+        match self {
+            Limiter::Local(l) => {
+                l.failed(client, user, Instant::now());
+                Ok(())
+            }
+            Limiter::Shared { store, quotas } => {
+                let (by_client, by_user) = shared_names(client, user);
+                let brake_name = format!("b:{user}");
+                let (a, b, c) = tokio::join!(
+                    store.bucket(&by_client, quotas.0.get(), true),
+                    store.bucket(&by_user, quotas.1.get(), true),
+                    store.bucket(&brake_name, brake(quotas.1).get(), true)
+                );
+                a.and(b).and(c).map(|_| ())
+            }
+        }
+    }
+}
+
+/// The brake's allowance for a per-user limit.
+fn brake(per_user: NonZeroU32) -> NonZeroU32 {
+    per_user.saturating_mul(NonZeroU32::new(BRAKE_FACTOR).unwrap_or(NonZeroU32::MIN))
+}
+
+/// Bucket names in the store: the address first (it holds no space), so
+/// no user name can make two buckets one.
+fn shared_names(client: IpAddr, user: &str) -> (String, String) {
+    let client = client.to_canonical();
+    (format!("c:{client}"), format!("uc:{client} {user}"))
 }
 
 #[cfg(test)]

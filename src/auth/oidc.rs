@@ -107,7 +107,7 @@ impl Auth {
                        started in another browser. Please sign in again.";
             return with_cookie(self.failure(StatusCode::BAD_REQUEST, "bad_state", msg, cx), clear);
         };
-        let result = self.oidc_finish(provider, &flow, &params, cx).await;
+        let result = self.oidc_finish(provider, &flow, &params, headers, cx).await;
         let mut res = match result {
             Ok(res) => res,
             Err((status, code, msg)) => self.failure(status, code, msg, cx),
@@ -122,6 +122,7 @@ impl Auth {
         provider: &Provider,
         flow: &Flow,
         params: &Params,
+        headers: &HeaderMap,
         cx: &Context<'_>,
     ) -> Result<Response<Body>, (StatusCode, &'static str, &'static str)> {
         let id = &provider.config.id;
@@ -188,8 +189,16 @@ impl Auth {
         let mut payload = crate::oidc::claims::session(&person, &provider.config);
         payload.insert(AUTH_TIME_FIELD.into(), cx.now.into());
         let mut res = redirect(StatusCode::SEE_OTHER, &flow.rd);
-        let s = &self.config.session;
-        if !crate::service::set_session(res.headers_mut(), &payload, s, cx.now, &self.metrics) {
+        let stored = self.new_session(&mut res, &payload, headers, cx).await.map_err(|e| {
+            warn!(error = %e, provider = %provider.config.id, "sign-in could not store the session");
+            provider.count("store_unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "session_store_unavailable",
+                "Your session cannot be stored right now. Please try again in a moment.",
+            )
+        })?;
+        if !stored {
             provider.count("too_large");
             return Err((
                 StatusCode::INTERNAL_SERVER_ERROR,

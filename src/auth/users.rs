@@ -159,6 +159,11 @@ impl Users {
         found
     }
 
+    /// Whether a user of this name (canonicalised) is configured.
+    pub fn contains(&self, name: &str) -> bool {
+        self.by_name.contains_key(&canonical(name))
+    }
+
     /// Password hash checks made so far.
     pub fn checks(&self) -> u64 {
         self.checks.load(Ordering::Relaxed)

@@ -140,6 +140,22 @@ pub struct RawSession {
     pub forward: Option<BTreeMap<String, String>>,
     /// `[session.upstream]`: backend writes.
     pub upstream: Option<RawSessionWrites>,
+    /// `[session.store]`: where the fields live.
+    pub store: Option<RawStore>,
+}
+
+/// `[session.store]`
+#[derive(Debug, Default, Deserialize)]
+pub struct RawStore {
+    pub kind: Option<String>,
+    pub url: Option<String>,
+    pub mode: Option<String>,
+    pub nodes: Option<Vec<String>>,
+    pub timeout: Option<String>,
+    pub sentinel_service: Option<String>,
+    pub prefix: Option<String>,
+    pub encrypt: Option<bool>,
+    pub ca_file: Option<String>,
 }
 
 /// `[session.upstream]`

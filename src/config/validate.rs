@@ -23,6 +23,7 @@ mod access;
 mod login;
 mod oidc;
 mod session;
+mod store;
 
 /// Why a configuration could not be used.
 #[derive(Debug)]

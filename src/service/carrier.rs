@@ -1,21 +1,61 @@
 //! The session phases of the pipeline: read the cookie on the way in,
-//! write it back on the way out (SPEC §3.3 and §3.7).
+//! write it back on the way out (SPEC §3.3, §3.7 and §7).
 //!
 //! A bad cookie is never an error here: it is no session, counted and
 //! logged at debug with its reason. On the way out, the backend's merge
 //! patch (if allowed and the status is not 5xx) is applied, and the cookie
 //! is re-issued when it is old or was signed by a previous key, or cleared
 //! when the client sent one that was rejected.
+//!
+//! With the Redis store the cookie holds only `{"sid", "auth_time"}`: the
+//! fields are loaded by that id, a backend write is a compare-and-set in
+//! the store, a refresh slides the stored TTL. When the store cannot be
+//! reached the request is neither signed in nor signed out: the session is
+//! `unavailable`, nothing is cleared and no write is applied.
+
+use std::net::IpAddr;
+use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName};
 use serde_json::{Map, Value};
 use tracing::{debug, warn};
 
+use crate::auth::users::Users;
 use crate::config;
 use crate::metrics::Metrics;
-use crate::session::codec::{AUTH_TIME_FIELD, DEFAULT_MAX_VALUE_LEN};
+use crate::session::codec::{AUTH_METHOD_FIELD, AUTH_TIME_FIELD, BY_PASSWORD, DEFAULT_MAX_VALUE_LEN};
 use crate::session::patch::{self, Outcome};
 use crate::session::{self, Limits, Rejected, SetCookieError, cookie};
+use crate::store::{Meta, Record, RedisStore, SID_FIELD, StoreError, Updated, id_payload, is_sid};
+
+/// What the session phases need besides the request: built per request
+/// from the service's parts (references only).
+#[derive(Clone, Copy)]
+pub struct Sessions<'a> {
+    /// `[session]`.
+    pub cfg: &'a config::Session,
+    /// The Redis store, when that is `[session.store] kind`.
+    pub store: Option<&'a RedisStore>,
+    /// The configured users (a password session of a removed user ends).
+    pub users: &'a Users,
+    /// Counters.
+    pub metrics: &'a Metrics,
+    /// Unix seconds.
+    pub now: u64,
+}
+
+impl<'a> Sessions<'a> {
+    /// The view of `config` (and its store) at `now`.
+    pub fn new(config: &'a config::Config, store: Option<&'a RedisStore>, metrics: &'a Metrics, now: u64) -> Self {
+        Sessions {
+            cfg: &config.session,
+            store,
+            users: &config.login.users,
+            metrics,
+            now,
+        }
+    }
+}
 
 /// The session as the request brought it.
 #[derive(Debug, Default)]
@@ -35,6 +75,13 @@ pub struct Found {
     /// The session lives for this request only (a bearer token, an API
     /// key): no cookie is ever set for it, and backend writes are dropped.
     request_only: bool,
+    /// Redis store: the cookie's session id and the record it loaded.
+    stored: Option<(String, Record)>,
+    /// Redis store: a session cookie was sent but the store could not be
+    /// asked. Neither signed in nor signed out.
+    pub unavailable: bool,
+    /// Redis store: the client, for a session a backend write creates.
+    client: Option<(IpAddr, String)>,
 }
 
 impl Found {
@@ -52,17 +99,31 @@ impl Found {
     pub fn present(&self) -> bool {
         self.session.is_some() || self.sent
     }
+
+    /// Redis store: the session id the cookie carried and the user it is
+    /// indexed under, when it was found.
+    pub fn stored(&self) -> Option<(&str, &str)> {
+        self.stored.as_ref().map(|(sid, r)| (sid.as_str(), r.user.as_str()))
+    }
+
+    fn rejected(reason: Rejected, clear: bool, s: &Sessions<'_>) -> Found {
+        debug!(reason = reason.as_str(), "session cookie rejected");
+        s.metrics.session_rejected(reason);
+        Found {
+            clear,
+            sent: true,
+            ..Found::default()
+        }
+    }
 }
 
-/// Verify the request's session cookie.
-pub fn read(headers: &HeaderMap, cfg: &config::Session, now: u64, metrics: &Metrics) -> Found {
-    let limits = Limits {
-        max_age: cfg.max_age.as_secs(),
-        max_lifetime: cfg.max_lifetime.map(|d| d.as_secs()),
-        max_value_len: DEFAULT_MAX_VALUE_LEN,
-    };
+/// Verify the request's session cookie (and, with the Redis store, load
+/// the session it names).
+pub async fn read(headers: &HeaderMap, client: IpAddr, s: &Sessions<'_>) -> Found {
+    let cfg = s.cfg;
+    let limits = limits(cfg);
     let open = |name: &str| {
-        cookie::find(headers, name).and_then(|value| cfg.format.open(name, value, &cfg.keys, now, &limits))
+        cookie::find(headers, name).and_then(|value| cfg.format.open(name, value, &cfg.keys, s.now, &limits))
     };
     let mut legacy = false;
     let mut opened = open(cfg.cookie.name());
@@ -72,31 +133,101 @@ pub fn read(headers: &HeaderMap, cfg: &config::Session, now: u64, metrics: &Metr
         opened = open(old.name());
         legacy = opened.is_ok();
     }
-    match opened {
+    let mut found = match opened {
         Ok(o) => Found {
-            refresh: legacy || o.stale_key || session::needs_refresh(o.issued_at, now, limits.max_age),
+            refresh: legacy || o.stale_key || session::needs_refresh(o.issued_at, s.now, limits.max_age),
             session: Some(o.payload),
-            clear: false,
             sent: true,
             legacy,
             issued_at: o.issued_at,
-            request_only: false,
+            ..Found::default()
         },
         Err(Rejected::Missing) => Found::default(),
         Err(reason) => {
-            debug!(reason = reason.as_str(), "session cookie rejected");
-            metrics.session_rejected(reason);
             // An app-format cookie belongs to the app too: one usher cannot
             // read (a Flask session holding bytes, a key only the app has)
             // may still be the app's valid session, so it is left alone,
             // except past max_lifetime, which usher enforces.
             let clear = !cfg.format.shared_with_app() || reason == Rejected::LifetimeExceeded;
+            return Found::rejected(reason, clear, s);
+        }
+    };
+    if let Some(store) = s.store {
+        if let Some(payload) = found.session.take() {
+            found = load(store, payload, found, headers, client, s).await;
+        } else {
+            // A session a backend write makes for this browser records it.
+            found.client = Some((client, user_agent(headers)));
+        }
+    }
+    if found.session.as_ref().is_some_and(|f| user_removed(f, s.users)) {
+        if let (Some(store), Some((sid, record))) = (s.store, &found.stored)
+            && let Err(e) = store.delete(sid, &record.user).await
+        {
+            warn!(error = %e, "could not delete the session of a removed user from the store");
+        }
+        return Found::rejected(Rejected::UserRemoved, true, s);
+    }
+    found
+}
+
+/// Redis store: the record the cookie's id names.
+async fn load(
+    store: &RedisStore,
+    payload: Map<String, Value>,
+    found: Found,
+    headers: &HeaderMap,
+    client: IpAddr,
+    s: &Sessions<'_>,
+) -> Found {
+    let Some(sid) = payload.get(SID_FIELD).and_then(Value::as_str).filter(|v| is_sid(v)) else {
+        // Signed by our key but not a session id: an old cookie-store
+        // session after the switch to Redis. It is not honoured.
+        return Found::rejected(Rejected::Malformed, true, s);
+    };
+    match store.load(sid).await {
+        Ok(Some(record)) => Found {
+            session: Some(record.data.clone()),
+            stored: Some((sid.to_string(), record)),
+            client: Some((client, user_agent(headers))),
+            ..found
+        },
+        Ok(None) => Found::rejected(Rejected::Ended, true, s),
+        Err(e) => {
+            warn!(error = %e, "session store unavailable: the request is neither signed in nor out");
             Found {
-                clear,
+                unavailable: true,
                 sent: true,
                 ..Found::default()
             }
         }
+    }
+}
+
+/// A session made by usher's password form whose user is gone.
+fn user_removed(fields: &Map<String, Value>, users: &Users) -> bool {
+    if fields.get(AUTH_METHOD_FIELD).and_then(Value::as_str) != Some(BY_PASSWORD) {
+        return false;
+    }
+    !fields
+        .get("user")
+        .and_then(Value::as_str)
+        .is_some_and(|u| users.contains(u))
+}
+
+fn user_agent(headers: &HeaderMap) -> String {
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    ua.chars().take(256).collect()
+}
+
+fn limits(cfg: &config::Session) -> Limits {
+    Limits {
+        max_age: cfg.max_age.as_secs(),
+        max_lifetime: cfg.max_lifetime.map(|d| d.as_secs()),
+        max_value_len: DEFAULT_MAX_VALUE_LEN,
     }
 }
 
@@ -105,15 +236,9 @@ pub fn read(headers: &HeaderMap, cfg: &config::Session, now: u64, metrics: &Metr
 const DEFAULT_WRITE_HEADER: &str = "usher-session";
 
 /// Apply the backend's write (if any) and set, refresh or clear the cookie
-/// on the response headers. `status_is_5xx` suppresses writes.
-pub fn write_back(
-    res: &mut HeaderMap,
-    server_error: bool,
-    found: Found,
-    cfg: &config::Session,
-    now: u64,
-    metrics: &Metrics,
-) {
+/// on the response headers. `server_error` suppresses writes.
+pub async fn write_back(res: &mut HeaderMap, server_error: bool, found: Found, s: &Sessions<'_>) {
+    let cfg = s.cfg;
     let patch = match &cfg.writes {
         Some(w) => take_patch(res, &w.header).map(|p| (p, &w.writable)),
         None => {
@@ -133,40 +258,102 @@ pub fn write_back(
             debug!("backend session write ignored on a 5xx response");
             None
         }
-        Some((bytes, writable)) => Some(patch::apply(found.session.as_ref(), &bytes, writable)),
+        Some(_) if found.unavailable => {
+            warn!("backend session write lost: the session store is unavailable");
+            None
+        }
+        Some((bytes, writable)) => Some((patch::apply(found.session.as_ref(), &bytes, writable), bytes, writable)),
         None => None,
     };
-    if found.legacy && !matches!(outcome, Some(Outcome::Clear)) {
+    if found.legacy && !matches!(outcome, Some((Outcome::Clear, ..))) {
         clear_legacy(res, cfg);
     }
     match outcome {
-        Some(Outcome::Clear) => clear(res, cfg),
-        Some(Outcome::Update { mut session, ignored }) => {
+        Some((Outcome::Clear, ..)) => {
+            if let Err(e) = end(res, found.stored(), s).await {
+                warn!(error = %e, "backend cleared the session; the stored copy may live on until its TTL");
+            }
+        }
+        Some((Outcome::Update { mut session, ignored }, bytes, writable)) => {
             if !ignored.is_empty() {
                 warn!(fields = ?ignored, "backend session write named fields that are not writable; ignored");
             }
-            if found.session.is_none() {
-                session.insert(AUTH_TIME_FIELD.into(), Value::from(now));
+            match (s.store, found.stored) {
+                (Some(store), Some((sid, record))) => {
+                    // Re-applied to the newest fields until it lands.
+                    let change = |current: &Map<String, Value>| match patch::apply(Some(current), &bytes, writable) {
+                        Outcome::Update { session, .. } => Some(session),
+                        _ => None,
+                    };
+                    let ttl = ttl(&session, cfg, s.now);
+                    match store.update(&sid, record, change, s.now, ttl).await {
+                        Ok(Updated::Written(_) | Updated::Unchanged) => {
+                            if found.refresh {
+                                set_sid(res, &sid, &session, s);
+                            }
+                        }
+                        Ok(Updated::Gone) => clear(res, cfg),
+                        Err(e) => warn!(error = %e, "backend session write lost: the session store failed"),
+                    }
+                }
+                (store, _) => {
+                    if found.session.is_none() {
+                        session.insert(AUTH_TIME_FIELD.into(), Value::from(s.now));
+                    }
+                    let (ip, ua) = found.client.unwrap_or((IpAddr::from([0, 0, 0, 0]), String::new()));
+                    let meta = Meta {
+                        user: session.get("user").and_then(Value::as_str).unwrap_or(""),
+                        ip,
+                        user_agent: &ua,
+                    };
+                    if let Err(e) = set_with(res, &session, meta, store, s).await {
+                        warn!(error = %e, "backend session write lost: the session store failed");
+                    }
+                }
             }
-            set(res, &session, cfg, now, metrics);
         }
-        Some(Outcome::Invalid(why)) => {
+        Some((Outcome::Invalid(why), ..)) => {
             warn!(reason = why, "backend session write ignored");
-            keep(res, found, cfg, now, metrics);
+            keep(res, found, s).await;
         }
-        None => keep(res, found, cfg, now, metrics),
+        None => keep(res, found, s).await,
     }
 }
 
-/// No write: refresh an old cookie, clear a rejected one, else nothing.
-fn keep(res: &mut HeaderMap, found: Found, cfg: &config::Session, now: u64, metrics: &Metrics) {
-    match found.session {
-        Some(session) if found.refresh => {
-            set(res, &session, cfg, now, metrics);
+/// No write: refresh an old cookie (sliding the store's TTL), clear a
+/// rejected one, else nothing.
+async fn keep(res: &mut HeaderMap, found: Found, s: &Sessions<'_>) {
+    match (found.session, found.stored) {
+        (Some(session), Some((sid, record))) if found.refresh => {
+            let Some(store) = s.store else { return };
+            match store
+                .touch(&sid, &record.user, s.now, ttl(&session, s.cfg, s.now))
+                .await
+            {
+                Ok(true) => {
+                    set_sid(res, &sid, &session, s);
+                }
+                Ok(false) => clear(res, s.cfg),
+                // The cookie stays as it is: the next request tries again.
+                Err(e) => warn!(error = %e, "session refresh skipped: the session store failed"),
+            }
         }
-        None if found.clear => clear(res, cfg),
+        (Some(session), None) if found.refresh => {
+            set(res, &session, s.cfg, s.now, s.metrics);
+        }
+        (None, _) if found.clear => clear(res, s.cfg),
         _ => {}
     }
+}
+
+/// How long the store keeps a session written now: `max_age`, and never
+/// past `auth_time + max_lifetime`.
+fn ttl(session: &Map<String, Value>, cfg: &config::Session, now: u64) -> Duration {
+    let left = match (cfg.max_lifetime, session.get(AUTH_TIME_FIELD).and_then(Value::as_u64)) {
+        (Some(life), Some(auth)) => auth.saturating_add(life.as_secs()).saturating_sub(now),
+        _ => u64::MAX,
+    };
+    Duration::from_secs(cfg.max_age.as_secs().min(left).max(1))
 }
 
 /// Remove the write header from the response; its value when sent once.
@@ -181,15 +368,42 @@ fn take_patch(res: &mut HeaderMap, name: &HeaderName) -> Option<Vec<u8>> {
     Some(first.as_bytes().to_vec())
 }
 
-/// Seal `session` now and append its `Set-Cookie`, unless too large.
-/// Returns whether the cookie could be set.
-pub fn set(
+/// A new session (a sign-in): stored first with the Redis store, then its
+/// cookie appended. `Ok(false)` when the cookie would be too large.
+pub async fn create(
     res: &mut HeaderMap,
     session: &Map<String, Value>,
-    cfg: &config::Session,
-    now: u64,
-    metrics: &Metrics,
-) -> bool {
+    meta: Meta<'_>,
+    s: &Sessions<'_>,
+) -> Result<bool, StoreError> {
+    set_with(res, session, meta, s.store, s).await
+}
+
+async fn set_with(
+    res: &mut HeaderMap,
+    session: &Map<String, Value>,
+    meta: Meta<'_>,
+    store: Option<&RedisStore>,
+    s: &Sessions<'_>,
+) -> Result<bool, StoreError> {
+    match store {
+        None => Ok(set(res, session, s.cfg, s.now, s.metrics)),
+        Some(store) => {
+            let sid = store.create(session, meta, s.now, ttl(session, s.cfg, s.now)).await?;
+            Ok(set_sid(res, &sid, session, s))
+        }
+    }
+}
+
+/// Redis store: the cookie naming `sid`, with the session's `auth_time`
+/// (so the cookie itself also ends at `max_lifetime`).
+fn set_sid(res: &mut HeaderMap, sid: &str, session: &Map<String, Value>, s: &Sessions<'_>) -> bool {
+    set(res, &id_payload(sid, session), s.cfg, s.now, s.metrics)
+}
+
+/// Seal `session` now and append its `Set-Cookie`, unless too large.
+/// Returns whether the cookie could be set.
+fn set(res: &mut HeaderMap, session: &Map<String, Value>, cfg: &config::Session, now: u64, metrics: &Metrics) -> bool {
     let value = cfg.format.seal(cfg.cookie.name(), session, now, &cfg.keys);
     match cookie::set_cookie(&cfg.cookie, &value) {
         Ok(v) => {
@@ -206,8 +420,20 @@ pub fn set(
     }
 }
 
+/// End the session: delete it from the store (when `stored` names one)
+/// and clear the cookie. The cookie is cleared even when the store fails;
+/// the error says the stored copy may live on until its TTL.
+pub async fn end(res: &mut HeaderMap, stored: Option<(&str, &str)>, s: &Sessions<'_>) -> Result<(), StoreError> {
+    let deleted = match (s.store, stored) {
+        (Some(store), Some((sid, user))) => store.delete(sid, user).await,
+        _ => Ok(()),
+    };
+    clear(res, s.cfg);
+    deleted
+}
+
 /// Append the clearing `Set-Cookie` (same attributes, expired).
-pub fn clear(res: &mut HeaderMap, cfg: &config::Session) {
+fn clear(res: &mut HeaderMap, cfg: &config::Session) {
     res.append(header::SET_COOKIE, cookie::clear_cookie(&cfg.cookie));
     clear_legacy(res, cfg);
 }

@@ -57,6 +57,24 @@ impl Decide<'_> {
     }
 }
 
+/// How long a client is asked to wait when the session store is down.
+pub const STORE_RETRY_AFTER: &str = "2";
+
+/// The answer when a request needs a session and the store cannot be
+/// asked: 503 with `Retry-After`, never a sign-in redirect or a cleared
+/// cookie.
+pub fn store_unavailable(html: bool) -> Response<Body> {
+    let mut res = respond::error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "session_store_unavailable",
+        "Your session cannot be checked right now. Please try again in a moment.",
+        html,
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static(STORE_RETRY_AFTER));
+    res
+}
+
 /// The cross-site guard's refusal.
 pub fn cross_site(html: bool) -> Response<Body> {
     let mut res = respond::error(

@@ -47,13 +47,13 @@ struct Described {
 
 impl Service {
     /// Answer a forward-auth check. `trusted`: the peer is a trusted proxy.
-    pub(super) fn forward_auth(
+    pub(super) async fn forward_auth(
         &self,
         headers: &HeaderMap,
         query: Option<&str>,
         trusted: bool,
         found: Found,
-        now: u64,
+        sessions: &super::Sessions<'_>,
     ) -> Response<Body> {
         if !trusted {
             warn!("forward-auth check from a peer not in server.trusted_proxies; refused");
@@ -82,17 +82,14 @@ impl Service {
         };
         let redirect = query.is_some_and(|q| q.split('&').any(|p| p == "redirect=1" || p == "redirect=true"));
         let mut res = self.forward_decision(headers, &described, &found, redirect);
+        if found.unavailable && res.status() != StatusCode::OK {
+            // Who this is cannot be known now: never a sign-in redirect.
+            return decide::store_unavailable(false);
+        }
         if res.status() == StatusCode::OK {
             self.plan.fill_all(res.headers_mut(), found.session.as_ref());
         }
-        super::carrier::write_back(
-            res.headers_mut(),
-            false,
-            found,
-            &self.config.session,
-            now,
-            &self.metrics,
-        );
+        super::carrier::write_back(res.headers_mut(), false, found, sessions).await;
         res
     }
 

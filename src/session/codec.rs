@@ -32,6 +32,14 @@ pub const DEFAULT_MAX_VALUE_LEN: usize = 4096;
 /// [`Limits::max_lifetime`] is measured from.
 pub const AUTH_TIME_FIELD: &str = "auth_time";
 
+/// The payload field saying how the session was made; `"password"` for
+/// usher's own sign-in form, whose sessions end when their user is removed
+/// from the configuration. Never writable by the backend.
+pub const AUTH_METHOD_FIELD: &str = "auth_method";
+
+/// [`AUTH_METHOD_FIELD`]'s value for usher's password sign-in.
+pub const BY_PASSWORD: &str = "password";
+
 /// Domain separation: no other MAC made with the same key can collide with
 /// a session tag.
 const CONTEXT: &[u8] = b"usher-session";
@@ -95,11 +103,19 @@ pub enum Rejected {
     /// The request carries our cookie name more than once.
     #[error("session cookie is sent more than once")]
     Duplicate,
+    /// The session store holds no session for the cookie's id (logged
+    /// out, revoked, expired there).
+    #[error("the session has ended in the store")]
+    Ended,
+    /// Signed in by usher's password form as a user who is no longer
+    /// configured.
+    #[error("the session's user was removed from the configuration")]
+    UserRemoved,
 }
 
 impl Rejected {
     /// Every reason, for pre-registering metric labels.
-    pub const ALL: [Rejected; 9] = [
+    pub const ALL: [Rejected; 11] = [
         Rejected::Missing,
         Rejected::Malformed,
         Rejected::UnknownVersion,
@@ -109,6 +125,8 @@ impl Rejected {
         Rejected::LifetimeExceeded,
         Rejected::TooLarge,
         Rejected::Duplicate,
+        Rejected::Ended,
+        Rejected::UserRemoved,
     ];
 
     /// A stable snake_case label for logs and metrics.
@@ -123,6 +141,8 @@ impl Rejected {
             Rejected::LifetimeExceeded => "lifetime_exceeded",
             Rejected::TooLarge => "too_large",
             Rejected::Duplicate => "duplicate",
+            Rejected::Ended => "ended",
+            Rejected::UserRemoved => "user_removed",
         }
     }
 }
@@ -255,7 +275,7 @@ fn check_version(field: &str) -> Result<(), Rejected> {
 
 /// Accepts only the canonical decimal form (no sign, no leading zero), so
 /// that each issue time has exactly one spelling on the wire.
-fn parse_time(field: &str) -> Result<u64, Rejected> {
+pub(crate) fn parse_time(field: &str) -> Result<u64, Rejected> {
     if !is_digits(field) || (field.len() > 1 && field.starts_with('0')) {
         return Err(Rejected::Malformed);
     }
@@ -268,11 +288,16 @@ fn is_digits(field: &str) -> bool {
 
 /// Decodes unpadded base64url; the engine also refuses non-canonical
 /// trailing bits, so each byte string has exactly one spelling.
-fn decode(field: &str) -> Result<Vec<u8>, Rejected> {
+pub(crate) fn decode(field: &str) -> Result<Vec<u8>, Rejected> {
     URL_SAFE_NO_PAD.decode(field).map_err(|_| Rejected::Malformed)
 }
 
-fn check_times(issued_at: u64, payload: &Map<String, Value>, now: u64, limits: &Limits) -> Result<(), Rejected> {
+pub(crate) fn check_times(
+    issued_at: u64,
+    payload: &Map<String, Value>,
+    now: u64,
+    limits: &Limits,
+) -> Result<(), Rejected> {
     let latest = now.saturating_add(MAX_FUTURE_SKEW);
     if issued_at > latest {
         return Err(Rejected::Future);

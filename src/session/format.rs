@@ -12,12 +12,15 @@ use serde_json::{Map, Value};
 use super::codec::{self, Limits, Opened, Rejected};
 use super::compat::{CompatRejected, flask, starlette};
 use super::key::Keys;
+use super::sealed;
 
 /// `[session] format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// usher's own format (HMAC-SHA256 over name, version, time, payload).
     Usher,
+    /// usher's session encrypted (`[session.store] encrypt = true`).
+    Sealed,
     /// Starlette / FastAPI `SessionMiddleware`.
     Starlette,
     /// Flask's default signed session.
@@ -28,13 +31,14 @@ impl Format {
     /// Whether the app behind usher reads this cookie itself (so it is
     /// forwarded rather than stripped).
     pub fn shared_with_app(self) -> bool {
-        !matches!(self, Format::Usher)
+        !matches!(self, Format::Usher | Format::Sealed)
     }
 
     /// The config spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             Format::Usher => "usher",
+            Format::Sealed => "usher (encrypted)",
             Format::Starlette => "starlette",
             Format::Flask => "flask",
         }
@@ -44,6 +48,7 @@ impl Format {
     pub fn open(self, name: &str, value: &str, keys: &Keys, now: u64, limits: &Limits) -> Result<Opened, Rejected> {
         let compat = match self {
             Format::Usher => return codec::open(name, value, keys, now, limits),
+            Format::Sealed => return sealed::open(name, value, keys, now, limits),
             Format::Starlette => starlette::open,
             Format::Flask => flask::open,
         };
@@ -67,6 +72,7 @@ impl Format {
         let key = keys.signing();
         match self {
             Format::Usher => codec::seal(name, payload, now, key),
+            Format::Sealed => sealed::seal(name, payload, now, key),
             Format::Starlette => starlette::seal(payload, key.as_bytes(), now),
             Format::Flask => flask::seal(payload, key.as_bytes(), now),
         }

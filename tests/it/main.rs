@@ -18,8 +18,10 @@ mod migrate; // real FastAPI and Flask apps behind usher share their session coo
 mod oidc; // sign-in through the real oidc-provider peer: journeys, attacks, bearer tokens, rotation, outages
 mod ops; // the real binary: SIGTERM drain, SIGHUP reload, admin, metrics, logs
 mod pages; // refusals as HTML for browsers, JSON for API clients
+mod redis_peer; // real redis-server processes and a 3-master Redis Cluster on loopback
 mod session; // cookie-jar journeys: backend writes, carts, sign-out, bad cookies
 mod spoof; // the strip-then-inject matrix: no client value ever reaches the upstream
+mod store; // server-side sessions on real Redis: replicas, revocation, outages, Cluster, removed users
 mod streaming; // 200 MB each way through the real binary, RSS bounded
 mod target; // malformed and ambiguous request targets on the wire
 mod tls; // HTTPS in (h1, h2, keep-alive, pipelining, WebSocket) and out (custom CA), certificates from rcgen

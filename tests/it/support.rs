@@ -27,6 +27,10 @@ pub struct Proxy {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
+    /// The admin listener, when started with [`spawn_proxy_admin`].
+    pub admin: Option<SocketAddr>,
+    /// Sends a configuration to reload (with [`spawn_proxy_admin`]).
+    pub reload: Option<tokio::sync::mpsc::Sender<usher::Config>>,
 }
 
 impl Proxy {
@@ -111,6 +115,37 @@ pub fn spawn_proxy_on(listener: TcpListener, config: usher::Config) -> Proxy {
         addr,
         stop: Some(tx),
         task: Some(task),
+        admin: None,
+        reload: None,
+    }
+}
+
+/// Start usher in-process with its admin listener and a reload channel,
+/// as `usher run` serves (SIGHUP is a send on [`Proxy::reload`]).
+pub async fn spawn_proxy_admin(config: usher::Config) -> Proxy {
+    let proxy = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+    let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
+    let (addr, admin_addr) = (proxy.local_addr().expect("addr"), admin.local_addr().expect("addr"));
+    let (tx, rx) = oneshot::channel::<()>();
+    let (reload, reloads) = tokio::sync::mpsc::channel(1);
+    let listeners = usher::Listeners {
+        proxy,
+        admin: Some(admin),
+    };
+    let task = tokio::spawn(usher::serve(
+        config,
+        listeners,
+        async move {
+            let _ = rx.await;
+        },
+        reloads,
+    ));
+    Proxy {
+        addr,
+        stop: Some(tx),
+        task: Some(task),
+        admin: Some(admin_addr),
+        reload: Some(reload),
     }
 }
 

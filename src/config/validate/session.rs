@@ -14,10 +14,11 @@ use super::{Problems, positive_duration};
 use crate::config::raw::{RawSession, RawSessionWrites};
 use crate::config::{Environment, Forward, Session, Writable, Writes};
 use crate::hop::fold;
-use crate::session::codec::AUTH_TIME_FIELD;
+use crate::session::codec::{AUTH_METHOD_FIELD, AUTH_TIME_FIELD};
 use crate::session::format::Format;
 use crate::session::key::{MIN_KEY_LEN, parse_key_env, parse_key_list};
 use crate::session::{AttrError, CookieAttrs, Keys, SameSite};
+use crate::store::SID_FIELD;
 
 /// Default `[session.forward]` when the table is absent, in the order a
 /// TOML table is read (sorted by header name).
@@ -51,6 +52,12 @@ pub(super) fn session(
     warnings: &mut Vec<String>,
 ) -> Option<Session> {
     let format = format(raw.format.as_deref(), p);
+    let store = super::store::store(raw.store.as_ref(), format, env, p, warnings);
+    // `encrypt` seals usher's own format instead of signing it.
+    let format = match (format, &store) {
+        (Some(Format::Usher), Some((_, true))) => Some(Format::Sealed),
+        _ => format,
+    };
     let keys = keys(raw, env, format.unwrap_or(Format::Usher), p, warnings);
     let max_age = p.check(
         "session.max_age",
@@ -114,6 +121,7 @@ pub(super) fn session(
         cross_site_guard: raw.cross_site_guard.unwrap_or(true),
         csrf_cookie: csrf_cookie?,
         format: format?,
+        store: store?.0,
     })
 }
 
@@ -338,10 +346,13 @@ fn writes(raw: &RawSessionWrites, forward: &[Forward], p: &mut Problems) -> Opti
         return None;
     }
     let list = raw.writable.clone().unwrap_or_default();
-    if list.iter().any(|f| f == AUTH_TIME_FIELD) {
+    if let Some(f) = list
+        .iter()
+        .find(|f| [AUTH_TIME_FIELD, AUTH_METHOD_FIELD, SID_FIELD].contains(&f.as_str()))
+    {
         p.push(
             "session.upstream.writable",
-            "auth_time is managed by usher and cannot be writable".into(),
+            format!("{f} is managed by usher and cannot be writable"),
         );
         return None;
     }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::session::format::Format;
 
 /// A `[session]` section with a valid inline key, for tests about other sections.
 const SESSION: &str = "\n[session]\nsecret_keys = [\"0123456789abcdef0123456789abcdef\"]\n";
@@ -510,4 +511,144 @@ fn oidc_mistakes_are_named() {
             "oidc[0].redirect_url"
         ]
     );
+}
+
+fn store_keys(text: &str) -> Vec<String> {
+    problems(text).into_iter().map(|p| p.key).collect()
+}
+
+#[test]
+fn the_store_defaults_to_the_cookie_and_redis_has_documented_defaults() {
+    let c = parse("").expect("defaults");
+    assert_eq!(c.session.store, crate::config::store::Store::Cookie);
+    assert_eq!(c.session.format, Format::Usher);
+    let c = parse("[session.store]\nkind = \"redis\"\n").expect("redis");
+    let redis = c.session.store.redis().expect("redis store");
+    assert_eq!(redis.mode, crate::config::store::RedisMode::Standalone);
+    assert_eq!(redis.servers[0].expose(), "redis://127.0.0.1:6379/0");
+    assert_eq!(redis.timeout, Duration::from_secs(1));
+    assert_eq!(redis.prefix, "usher:");
+    let c = parse("[session.store]\nencrypt = true\n").expect("encrypt");
+    assert_eq!(c.session.format, Format::Sealed);
+}
+
+#[test]
+fn the_redis_url_comes_from_the_environment_first_and_is_never_shown() {
+    let env = Environment {
+        secret_keys: None,
+        read_file: &|_| Err("no".into()),
+        var: &|name| (name == "USHER_REDIS_URL").then(|| "rediss://:hunter2@cache.internal:6380/3".to_string()),
+    };
+    let text = format!("[session.store]\nkind = \"redis\"\nurl = \"redis://file:6379\"\n{SESSION}");
+    let c = from_toml_str(&text, &env).expect("valid");
+    let redis = c.session.store.redis().expect("redis");
+    assert_eq!(redis.servers[0].expose(), "rediss://:hunter2@cache.internal:6380/3");
+    let shown = format!("{c:?} {}", c.summary());
+    assert!(!shown.contains("hunter2"), "the password leaked: {shown}");
+    // In the file, a password draws a warning.
+    let c = parse("[session.store]\nkind = \"redis\"\nurl = \"redis://:pw@h:1\"\n").expect("valid");
+    assert!(
+        c.warnings.iter().any(|w| w.contains("USHER_REDIS_URL")),
+        "{:?}",
+        c.warnings
+    );
+    let bad = from_toml_str(
+        &text,
+        &Environment {
+            var: &|_| Some("http://:hunter2@x".to_string()),
+            ..Environment::none()
+        },
+    );
+    let Err(ConfigError::Invalid(p)) = bad else {
+        panic!("accepted")
+    };
+    assert_eq!(p[0].key, "USHER_REDIS_URL");
+    assert!(!p[0].message.contains("hunter2"), "{}", p[0].message);
+}
+
+#[test]
+fn cluster_and_sentinel_need_their_nodes_and_take_the_url_credentials() {
+    let c = parse(
+        "[session.store]\nkind = \"redis\"\nmode = \"cluster\"\nurl = \"rediss://:pw@seed:7000\"\n\
+         nodes = [\"10.0.0.1:7000\", \"redis://10.0.0.2:7001\"]\n",
+    )
+    .expect("cluster");
+    let servers: Vec<&str> = c
+        .session
+        .store
+        .redis()
+        .expect("redis")
+        .servers
+        .iter()
+        .map(|s| s.expose())
+        .collect();
+    assert_eq!(servers, ["rediss://:pw@10.0.0.1:7000", "rediss://:pw@10.0.0.2:7001"]);
+    assert_eq!(
+        store_keys("[session.store]\nkind = \"redis\"\nmode = \"cluster\"\n"),
+        ["session.store.nodes"]
+    );
+    assert_eq!(
+        store_keys("[session.store]\nkind = \"redis\"\nmode = \"cluster\"\nnodes = [\"h:1/2\"]\n"),
+        ["session.store.nodes"]
+    );
+    assert_eq!(
+        store_keys("[session.store]\nkind = \"redis\"\nmode = \"sentinel\"\nnodes = [\"h:26379\"]\n"),
+        ["session.store.sentinel_service"]
+    );
+    let c = parse(
+        "[session.store]\nkind = \"redis\"\nmode = \"sentinel\"\nnodes = [\"h:26379\"]\nsentinel_service = \"mymaster\"\n",
+    )
+    .expect("sentinel");
+    assert_eq!(
+        c.session.store.redis().and_then(|r| r.sentinel_service.as_deref()),
+        Some("mymaster")
+    );
+}
+
+#[test]
+fn store_mistakes_are_named() {
+    for (text, key) in [
+        ("kind = \"memcached\"", "session.store.kind"),
+        ("kind = \"redis\"\nmode = \"ring\"", "session.store.mode"),
+        ("kind = \"redis\"\nurl = \"http://h\"", "session.store.url"),
+        ("kind = \"redis\"\ntimeout = \"0s\"", "session.store.timeout"),
+        ("kind = \"redis\"\ntimeout = \"5m\"", "session.store.timeout"),
+        ("kind = \"redis\"\nprefix = \"a b\"", "session.store.prefix"),
+        ("kind = \"redis\"\nprefix = \"{slot}\"", "session.store.prefix"),
+        ("kind = \"redis\"\nnodes = [\"h:1\"]", "session.store.nodes"),
+        (
+            "kind = \"redis\"\nsentinel_service = \"m\"",
+            "session.store.sentinel_service",
+        ),
+        ("kind = \"redis\"\nca_file = \"/ca.pem\"", "session.store.ca_file"),
+        ("kind = \"redis\"\nencrypt = true", "session.store.encrypt"),
+        ("url = \"redis://h\"", "session.store.url"),
+    ] {
+        let keys = store_keys(&format!("[session.store]\n{text}\n"));
+        assert!(keys.iter().any(|k| k == key), "{text}: {keys:?}");
+    }
+}
+
+#[test]
+fn app_formats_cannot_use_redis_or_encryption() {
+    for format in ["starlette", "flask"] {
+        for store in ["kind = \"redis\"", "encrypt = true"] {
+            let text = format!(
+                "[session]\nformat = \"{format}\"\nsecret_keys = [\"0123456789abcdef0123456789abcdef\"]\n\
+                 [session.store]\n{store}\n"
+            );
+            let Err(ConfigError::Invalid(p)) = from_toml_str(&text, &Environment::none()) else {
+                panic!("{format} with {store} accepted");
+            };
+            assert!(p.iter().any(|p| p.message.contains("the app must still read")), "{p:?}");
+        }
+    }
+}
+
+#[test]
+fn usher_managed_fields_are_never_writable() {
+    for field in ["auth_time", "auth_method", "sid"] {
+        let keys = store_keys(&format!("[session.upstream]\nwritable = [\"cart\", \"{field}\"]\n"));
+        assert_eq!(keys, ["session.upstream.writable"], "{field}");
+    }
 }

@@ -388,6 +388,8 @@ fn rejection_labels_are_stable_and_distinct() {
             "lifetime_exceeded",
             "too_large",
             "duplicate",
+            "ended",
+            "user_removed",
         ]
     );
 }
