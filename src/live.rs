@@ -45,6 +45,7 @@ impl Live {
         if let Some(previous) = previous {
             service.carry_over(&previous.service);
         }
+        service.start();
         Ok(Live {
             service: Arc::new(service),
             tls,

@@ -284,8 +284,16 @@ fn check(path: &Path, online: bool) -> ExitCode {
             for w in &config.warnings {
                 println!("warning: {w}");
             }
-            if online && !config.oidc.is_empty() {
-                return block_on(None, check_providers(config));
+            if online {
+                return block_on(None, async move {
+                    let providers = check_providers(&config).await;
+                    let store = check_store(&config).await;
+                    if providers && store {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(EXIT_RUNTIME)
+                    }
+                });
             }
             ExitCode::SUCCESS
         }
@@ -548,14 +556,41 @@ async fn shutdown_signal() {
     info!("shutdown requested");
 }
 
-/// `usher check --online`: discover each provider now and report.
-async fn check_providers(config: Config) -> ExitCode {
+/// `usher check --online`: the Redis store answers (whether a connection comes
+/// up within 5 s or the store timeout, and a session can be looked up).
+async fn check_store(config: &Config) -> bool {
+    let Some(redis) = config.session.store.redis() else {
+        return true;
+    };
+    let store = match connect_store(redis, config.session.longest_life()).await {
+        Ok(store) => store,
+        Err(_) => return false,
+    };
+    let probe = usher::store::new_sid().unwrap_or_default();
+    match store.load(&probe).await {
+        Ok(_) => {
+            println!("session store: ok, {} reachable", redis.servers[0]);
+            true
+        }
+        Err(e) => {
+            println!("session store: cannot be used: {e}");
+            false
+        }
+    }
+}
+
+/// `usher check --online`: discover each provider now and report whether
+/// all can be used.
+async fn check_providers(config: &Config) -> bool {
+    if config.oidc.is_empty() {
+        return true;
+    }
     let metrics = std::sync::Arc::new(usher::metrics::Metrics::new());
     let providers = match usher::oidc::Providers::new(&config.oidc, &metrics) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("usher: {e}");
-            return ExitCode::from(EXIT_USAGE);
+            return false;
         }
     };
     let mut ok = true;
@@ -592,11 +627,7 @@ async fn check_providers(config: Config) -> ExitCode {
             }
         }
     }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_RUNTIME)
-    }
+    ok
 }
 
 /// The process environment, for the configuration's secrets.

@@ -105,9 +105,13 @@ impl Service {
         providers.start();
         let store = match config.session.store.redis() {
             Some(redis) => {
-                let store = RedisStore::new(redis, config.session.longest_life(), Arc::clone(&metrics))?;
-                store.start();
-                Some(Arc::new(store))
+                // Connected by `start`, after a reload had the chance to
+                // keep the previous generation's pool instead.
+                Some(Arc::new(RedisStore::new(
+                    redis,
+                    config.session.longest_life(),
+                    Arc::clone(&metrics),
+                )?))
             }
             None => None,
         };
@@ -155,6 +159,14 @@ impl Service {
             && new.ca_file.is_none();
         if same {
             self.upstream.share_connections(&previous.upstream);
+        }
+    }
+
+    /// Start what connects in the background (the session store); after
+    /// [`Service::carry_over`].
+    pub fn start(&self) {
+        if let Some(store) = &self.store {
+            store.start();
         }
     }
 

@@ -149,6 +149,8 @@ pub struct RedisStore {
     config: Redis,
     /// Whether a connection was ever up (see [`RedisStore::client`]).
     ever_connected: AtomicBool,
+    /// Whether [`RedisStore::start`] ran.
+    started: AtomicBool,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -163,6 +165,9 @@ impl std::fmt::Debug for RedisStore {
 impl Drop for RedisStore {
     fn drop(&mut self) {
         // The connections' tasks outlive the handle: close them.
+        if !self.started.load(Ordering::SeqCst) {
+            return;
+        }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let pool = self.pool.clone();
             runtime.spawn(async move {
@@ -202,12 +207,17 @@ impl RedisStore {
             metrics,
             config: cfg.clone(),
             ever_connected: AtomicBool::new(false),
+            started: AtomicBool::new(false),
         })
     }
 
     /// Start connecting in the background (a task per connection, which
-    /// reconnects on its own). Needs a tokio runtime.
+    /// reconnects on its own). Once; nothing without a tokio runtime (as
+    /// in `usher check`, which only builds the service).
     pub fn start(&self) {
+        if tokio::runtime::Handle::try_current().is_err() || self.started.swap(true, Ordering::SeqCst) {
+            return;
+        }
         drop(self.pool.connect_pool());
     }
 
