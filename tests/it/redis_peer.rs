@@ -28,6 +28,8 @@ pub struct RedisServer {
     child: Option<Child>,
     dir: TempDir,
     extra: Vec<String>,
+    /// Only a TLS port (`--tls-port`), no plain one.
+    tls: bool,
 }
 
 impl RedisServer {
@@ -43,6 +45,24 @@ impl RedisServer {
             child: None,
             dir: TempDir::new("redis"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            tls: false,
+        };
+        server.spawn();
+        server
+    }
+
+    /// Start speaking only TLS, with `cert`/`key` (PEM files), on its port.
+    pub fn start_tls(cert: &str, key: &str, ca: &str) -> RedisServer {
+        let mut server = RedisServer {
+            port: free_port(),
+            child: None,
+            dir: TempDir::new("redis-tls"),
+            extra: ["--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca]
+                .into_iter()
+                .chain(["--tls-auth-clients", "no"])
+                .map(String::from)
+                .collect(),
+            tls: true,
         };
         server.spawn();
         server
@@ -50,8 +70,14 @@ impl RedisServer {
 
     fn spawn(&mut self) {
         let port = self.port.to_string();
+        let ports: Vec<&str> = if self.tls {
+            vec!["--port", "0", "--tls-port", &port]
+        } else {
+            vec!["--port", &port]
+        };
         let child = Command::new("redis-server")
-            .args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
+            .args(ports)
+            .args(["--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", "yes", "--appendfsync", "always"])
             .arg("--dir")
             .arg(self.dir.path())
@@ -61,7 +87,11 @@ impl RedisServer {
             .spawn()
             .expect("redis-server (installed by scripts/test.sh)");
         self.child = Some(child);
-        wait_for_pong(self.port);
+        if self.tls {
+            wait_for_listen(self.port);
+        } else {
+            wait_for_pong(self.port);
+        }
     }
 
     /// `redis://127.0.0.1:PORT`.
@@ -117,13 +147,25 @@ pub fn redis_cli(port: u16, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+fn wait_for_listen(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn wait_for_pong(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
             let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
             let mut buf = [0u8; 64];
-            if s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG")) {
+            if s.write_all(b"PING\r\n").is_ok()
+                && let Ok(n) = s.read(&mut buf)
+                // A server with a password answers NOAUTH: up all the same.
+                && (buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
+            {
                 return;
             }
         }
@@ -168,5 +210,53 @@ impl RedisCluster {
     pub fn nodes_toml(&self) -> String {
         let nodes: Vec<String> = self.nodes.iter().map(|n| format!("\"{}\"", n.url())).collect();
         format!("[{}]", nodes.join(", "))
+    }
+}
+
+/// A Redis Sentinel watching `primary` as `mymaster` (the same
+/// `redis-server` binary in sentinel mode); killed on drop.
+pub struct RedisSentinel {
+    pub port: u16,
+    child: Child,
+    _dir: TempDir,
+}
+
+impl RedisSentinel {
+    pub fn start(primary: &RedisServer) -> RedisSentinel {
+        let dir = TempDir::new("sentinel");
+        let port = free_port();
+        let conf = dir.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} 1\n",
+                dir.path().display(),
+                primary.port
+            ),
+        )
+        .expect("sentinel.conf");
+        let child = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server --sentinel");
+        wait_for_pong(port);
+        // Asked at once, a sentinel already names the primary it monitors.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !redis_cli(port, &["sentinel", "get-master-addr-by-name", "mymaster"]).contains(&primary.port.to_string())
+        {
+            assert!(Instant::now() < deadline, "the sentinel does not know the primary");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        RedisSentinel { port, child, _dir: dir }
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

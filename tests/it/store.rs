@@ -11,7 +11,7 @@ use reqwest::header::{COOKIE, SET_COOKIE};
 use serde_json::{Value, json};
 
 use crate::login::{jar, sign_in, users};
-use crate::redis_peer::{RedisCluster, RedisServer};
+use crate::redis_peer::{RedisCluster, RedisSentinel, RedisServer};
 use crate::support::{
     Proxy, Seen, TEST_KEY, client, parse_config, spawn_echo_upstream, spawn_proxy_admin, write_query,
 };
@@ -508,6 +508,26 @@ async fn a_redis_cluster_serves_sessions_across_replicas() {
 }
 
 #[tokio::test]
+async fn sentinel_mode_finds_the_primary_through_a_real_sentinel() {
+    let primary = RedisServer::start();
+    let sentinel = RedisSentinel::start(&primary);
+    let up = spawn_echo_upstream().await;
+    let users = users();
+    let store = format!(
+        "kind = \"redis\"\nmode = \"sentinel\"\nnodes = [\"redis://127.0.0.1:{}\"]\nsentinel_service = \"mymaster\"",
+        sentinel.port
+    );
+    let a = spawn_proxy_admin(config(up.addr, &store, &users, "")).await;
+    let c = jar();
+    assert_eq!(sign_in(&c, &a, "alice", "wonderland", "/").await.status(), 303);
+    assert_eq!(who(&c, &a, "/x").await, Ok(Some("alice".into())));
+    // The session is in the primary the sentinel named.
+    let keys = primary.cli(&["--scan", "--pattern", "usher:s:*"]);
+    assert_eq!(keys.lines().count(), 1, "{keys}");
+    a.stop().await;
+}
+
+#[tokio::test]
 async fn removed_users_lose_their_sessions_in_both_stores() {
     let redis = RedisServer::start();
     let up = spawn_echo_upstream().await;
@@ -659,4 +679,141 @@ async fn encrypted_cookies_hide_their_fields_refuse_tampering_and_rotate() {
     for proxy in [a, b, only_new] {
         proxy.stop().await;
     }
+}
+
+/// The `usher.toml` of deploy/scaling, and the one inside its Kubernetes
+/// ConfigMap, are valid as a replica would read them (keys from the
+/// secret, the Redis URL from `$USHER_REDIS_URL`).
+#[test]
+fn the_scaling_deployment_configs_are_valid() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/scaling");
+    let file = std::fs::read_to_string(format!("{dir}/usher.toml")).expect("usher.toml");
+    let manifest = std::fs::read_to_string(format!("{dir}/kubernetes.yaml")).expect("kubernetes.yaml");
+    // The ConfigMap's block: the lines indented under `usher.toml: |`.
+    let start = manifest.find("usher.toml: |\n").expect("ConfigMap block") + "usher.toml: |\n".len();
+    let embedded: String = manifest[start..]
+        .lines()
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
+        .collect();
+    for text in [file, embedded] {
+        let env = usher::config::Environment {
+            secret_keys: Some(TEST_KEY.to_string()),
+            read_file: &|_| Err("not read".into()),
+            var: &|name| (name == "USHER_REDIS_URL").then(|| "redis://:pw@usher-redis:6379/0".to_string()),
+        };
+        let config = usher::Config::from_toml_str_with(&text, &env).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let redis = config.session.store.redis().expect("the Redis store");
+        assert_eq!(redis.servers[0].expose(), "redis://:pw@usher-redis:6379/0");
+        assert!(config.admin.is_some(), "probes need the admin listener");
+    }
+}
+
+#[test]
+fn usher_check_shows_the_store_without_its_password_and_online_reaches_it() {
+    let redis = RedisServer::start_with(&["--requirepass", "s3cret-pw"]);
+    let dir = crate::support::TempDir::new("store-check");
+    let path = dir.join("usher.toml");
+    std::fs::write(
+        &path,
+        format!("[session]\nsecret_keys = [\"{TEST_KEY}\"]\n[session.store]\nkind = \"redis\"\n"),
+    )
+    .expect("config");
+    let check = |online: bool, url: &str| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_usher"));
+        cmd.args(["check", "-c"]).arg(&path).env("USHER_REDIS_URL", url);
+        if online {
+            cmd.arg("--online");
+        }
+        let out = cmd.output().expect("usher");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let good = format!("redis://:s3cret-pw@127.0.0.1:{}", redis.port);
+    let (code, text) = check(false, &good);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("session store    redis standalone redis://:***@127.0.0.1"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret"), "the password was printed: {text}");
+    let (code, text) = check(true, &good);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("session store: ok"), "{text}");
+    // A wrong password, and nothing listening: exit 1, still no password.
+    let wrong = format!("redis://:wrong-pw@127.0.0.1:{}", redis.port);
+    let (code, text) = check(true, &wrong);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(!text.contains("wrong-pw"), "{text}");
+    drop(redis);
+    let (code, text) = check(true, &good);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
+}
+
+#[tokio::test]
+async fn rediss_with_a_private_ca_file() {
+    let pki = crate::tls::Pki::new("redis");
+    let redis = RedisServer::start_tls(&pki.path("cert.pem"), &pki.path("key.pem"), &pki.path("ca.pem"));
+    let up = spawn_echo_upstream().await;
+    let users = users();
+    let url = format!("rediss://127.0.0.1:{}", redis.port);
+    let trusted = format!(
+        "kind = \"redis\"\nurl = \"{url}\"\ntimeout = \"500ms\"\nca_file = \"{}\"",
+        pki.path("ca.pem")
+    );
+    let a = spawn_proxy_admin(config(up.addr, &trusted, &users, "")).await;
+    let c = jar();
+    assert_eq!(sign_in(&c, &a, "alice", "wonderland", "/").await.status(), 303);
+    assert_eq!(who(&c, &a, "/x").await, Ok(Some("alice".into())));
+    a.stop().await;
+    // Without the CA, the server's certificate is not trusted: no session
+    // can be stored, and nothing falls back to plain text.
+    let untrusted = format!("kind = \"redis\"\nurl = \"{url}\"\ntimeout = \"500ms\"");
+    let b = spawn_proxy_admin(config(up.addr, &untrusted, &users, "")).await;
+    assert_eq!(sign_in(&jar(), &b, "alice", "wonderland", "/").await.status(), 503);
+    assert_eq!(
+        client()
+            .get(admin(&b, "/readyz"))
+            .send()
+            .await
+            .expect("readyz")
+            .status(),
+        503
+    );
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn forward_auth_with_the_redis_store_decides_and_fails_closed() {
+    let mut redis = RedisServer::start();
+    let up = spawn_echo_upstream().await;
+    let users = users();
+    let trusted = "[server]\ntrusted_proxies = [\"127.0.0.1\"]\n";
+    let a = spawn_proxy_admin(config(up.addr, &redis_store(&redis), &users, trusted)).await;
+    let c = jar();
+    assert_eq!(sign_in(&c, &a, "alice", "wonderland", "/").await.status(), 303);
+    let check = |uri: &'static str| {
+        c.get(a.url("/.usher/auth"))
+            .header("x-forwarded-method", "GET")
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "app.example.com")
+            .header("x-forwarded-uri", uri)
+            .send()
+    };
+    let res = check("/private").await.expect("send");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-forwarded-user"], "alice");
+    redis.kill();
+    // Who this is cannot be known: 503, never a 2xx, never a sign-in
+    // redirect; a public path is still approved.
+    let res = check("/private").await.expect("send");
+    assert_eq!(res.status(), 503);
+    assert!(res.headers().get("x-forwarded-user").is_none());
+    assert_eq!(check("/public/x").await.expect("send").status(), 200);
+    a.stop().await;
 }
