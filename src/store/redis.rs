@@ -506,7 +506,7 @@ fn record(mut fields: HashMap<String, String>) -> Option<Record> {
 
 fn failed(e: fred::error::Error) -> StoreError {
     if matches!(e.kind(), fred::error::ErrorKind::Timeout) {
-        return StoreError::Timeout(Duration::ZERO);
+        return StoreError::Failed("a command timed out".into());
     }
     StoreError::Failed(e.details().to_string())
 }

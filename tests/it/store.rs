@@ -49,6 +49,23 @@ fn admin(proxy: &Proxy, path: &str) -> String {
     format!("http://{}{path}", proxy.admin.expect("admin listener"))
 }
 
+/// The admin listener's `/metrics` text.
+async fn metrics_of(proxy: &Proxy) -> String {
+    let res = client().get(admin(proxy, "/metrics")).send().await.expect("metrics");
+    res.text().await.expect("text")
+}
+
+/// `POST /sessions/revoke` with one form field; the JSON answer.
+async fn revoke(proxy: &Proxy, field: &str, value: &str) -> Value {
+    let res = client()
+        .post(admin(proxy, "/sessions/revoke"))
+        .form(&[(field, value)])
+        .send()
+        .await
+        .expect("revoke");
+    res.json().await.expect("json")
+}
+
 /// The session cookie's value in a `Set-Cookie` list.
 fn session_cookie(res: &reqwest::Response) -> Option<String> {
     res.headers()
@@ -118,8 +135,7 @@ async fn two_replicas_share_sessions_and_logout_ends_them_on_both() {
     });
     assert!(cleared, "the ended session's cookie was not cleared");
     assert_eq!(who(&c, &a, "/public/p").await, Ok(None));
-    let metrics = client().get(admin(&a, "/metrics")).send().await.expect("metrics");
-    let text = metrics.text().await.expect("text");
+    let text = metrics_of(&a).await;
     assert!(
         text.contains("usher_session_rejections_total{reason=\"ended\"} 1"),
         "{text}"
@@ -240,13 +256,7 @@ async fn admin_lists_and_revokes_sessions_and_the_command_line_does_too() {
     }
     // Revoking one by id ends that browser only.
     let first = sessions[0]["id"].as_str().expect("id").to_string();
-    let res = admin_client
-        .post(admin(&a, "/sessions/revoke"))
-        .form(&[("id", first.as_str())])
-        .send()
-        .await
-        .expect("revoke");
-    assert_eq!(res.json::<Value>().await.expect("json"), json!({"revoked": 1}));
+    assert_eq!(revoke(&a, "id", &first).await, json!({"revoked": 1}));
     let alive = [
         who(&alice1, &a, "/x").await.is_ok(),
         who(&alice2, &a, "/x").await.is_ok(),
@@ -312,13 +322,7 @@ async fn admin_lists_and_revokes_sessions_and_the_command_line_does_too() {
     assert_eq!((code, out.trim()), (Some(0), r#"{"revoked":1}"#));
     assert!(who(&alice1, &a, "/x").await.is_err() && who(&alice2, &a, "/x").await.is_err());
     assert_eq!(who(&bob, &a, "/x").await, Ok(Some("bob".into())));
-    let res = admin_client
-        .post(admin(&a, "/sessions/revoke"))
-        .form(&[("user", "bob")])
-        .send()
-        .await
-        .expect("revoke");
-    assert_eq!(res.json::<Value>().await.expect("json"), json!({"revoked": 1}));
+    assert_eq!(revoke(&a, "user", "bob").await, json!({"revoked": 1}));
     assert_eq!(who(&bob, &a, "/x").await, Err(401));
     a.stop().await;
 }
@@ -430,14 +434,7 @@ async fn a_redis_outage_answers_503_then_service_resumes_by_itself() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(ready(&a).await.expect("readyz").status(), 200);
-    let text = client()
-        .get(admin(&a, "/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = metrics_of(&a).await;
     let errors: f64 = text
         .lines()
         .filter(|l| l.starts_with("usher_store_errors_total{op=\"load\"}"))
@@ -488,13 +485,7 @@ async fn a_redis_cluster_serves_sessions_across_replicas() {
         303
     );
     assert_eq!(who(&jars[0], &a, "/x").await, Err(401));
-    let res = client()
-        .post(admin(&b, "/sessions/revoke"))
-        .form(&[("user", "bob")])
-        .send()
-        .await
-        .expect("revoke");
-    assert_eq!(res.json::<Value>().await.expect("json"), json!({"revoked": 3}));
+    assert_eq!(revoke(&b, "user", "bob").await, json!({"revoked": 3}));
     for (i, c) in jars.iter().enumerate().skip(1) {
         let expected = if i % 2 == 0 {
             Ok(Some("alice".to_string()))
@@ -647,14 +638,7 @@ async fn encrypted_cookies_hide_their_fields_refuse_tampering_and_rotate() {
         .expect("write");
     assert_eq!(res.status(), 200);
     assert!(session_cookie(&res).is_none(), "an oversized sealed cookie was set");
-    let metrics = client()
-        .get(admin(&a, "/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_of(&a).await;
     assert!(metrics.contains("usher_cookies_too_large_total 1"), "{metrics}");
     // `usher session decode` opens it with the configured keys.
     let dir = crate::support::TempDir::new("sealed-cli");
