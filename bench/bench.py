@@ -12,6 +12,10 @@ Configurations, all on 127.0.0.1, every server pinned to cpu0 and wrk to cpu1:
   e  usher, Redis store      the same as (c) with [session.store] kind = "redis":
                              the cookie names a session loaded from a local
                              redis-server (also on cpu0, counted as proxy CPU)
+  f  usher, assertion        (c) plus [upstream.assertion] (ES256): a signed JWT
+                             per request, cached per session
+  g  usher, API key          Authorization: Bearer usher_... instead of a cookie
+                             (argon2-checked once, then remembered)
 each with a 100-byte and a 64 KiB body, interleaved over several rounds.
 Python 3.11 standard library only.
 """
@@ -46,9 +50,11 @@ CONFIGS = {
     "c": "usher, valid session (verify + 3 headers + forward)",
     "d": "usher, public path, no session",
     "e": "usher, valid session, Redis store (load + 3 headers + forward; CPU incl. redis-server)",
+    "f": "usher, valid session + identity assertion (ES256, cached)",
+    "g": "usher, API key (Authorization: Bearer usher_...)",
 }
-# Configurations that send the session cookie.
-WITH_COOKIE = ("c", "e")
+# Configurations that send a credential (a cookie, an API key).
+WITH_COOKIE = ("c", "e", "f", "g")
 # Idle-test servers: the plain ones above, and the same two terminating TLS.
 IDLE_LABELS = {"b": "nginx", "c": "usher", "bt": "nginx, TLS", "ct": "usher, TLS"}
 SESSION_JSON = '{"user":"bench","email":"bench@example.com","groups":["a","b"]}'
@@ -208,6 +214,10 @@ BACKEND_SERVER = """\
             default_type text/plain;
             return 200 "$http_x_forwarded_user|$http_x_forwarded_email|$http_x_forwarded_groups";
         }}
+        location = /assertion {{
+            default_type text/plain;
+            return 200 "$http_x_usher_assertion";
+        }}
     }}
 """
 
@@ -258,10 +268,10 @@ def start_nginx(name, work, body):
     return Group(name, proc)
 
 
-def usher_config(work, port, backend, tls=None, redis=None):
+def usher_config(work, port, backend, tls=None, redis=None, name="usher", extra=""):
     """usher's config; `tls` = (cert, key) makes it terminate TLS; `redis` =
-    a port puts sessions in that redis-server."""
-    path = work / ("usher-tls.toml" if tls else "usher-redis.toml" if redis else "usher.toml")
+    a port puts sessions in that redis-server; `extra` is appended."""
+    path = work / ("usher-tls.toml" if tls else "usher-redis.toml" if redis else f"{name}.toml")
     tls_keys = f'tls_cert = "{tls[0]}"\ntls_key = "{tls[1]}"\n' if tls else ""
     store = f'[session.store]\nkind = "redis"\nurl = "redis://127.0.0.1:{redis}"\n' if redis else ""
     path.write_text(f"""\
@@ -287,6 +297,7 @@ default = "authenticated"
 [[access.rules]]
 path = "/public/**"
 allow = "anyone"
+{extra}
 """)
     return path
 
@@ -480,7 +491,7 @@ def summarise(runs, kept_rounds):
                 "ratio_to_b": med(ratios),
                 "ratio_min": min(ratios) if ratios else None,
                 "ratio_max": max(ratios) if ratios else None,
-                "ratio_to_c": med(to_c) if cfg == "e" else None,
+                "ratio_to_c": med(to_c) if cfg in "efg" else None,
                 "p50_ms": med([r["wrk"]["lat_p50_us"] / 1000 for r in sel]),
                 "p99_ms": med([r["wrk"]["lat_p99_us"] / 1000 for r in sel]),
                 "proxy_cpu_us": med([r.get("proxy_cpu_us_per_req") for r in sel]),
@@ -524,7 +535,7 @@ def markdown(result):
         "",
         "Medians over kept rounds. *ratio* is req/s ÷ (b)'s req/s in the same round, median of the rounds "
         "(min–max in brackets); *to (c)* the same against usher's cookie store. CPU is µs of CPU time per "
-        "request (utime+stime from /proc, all threads); *proxy* is nginx (b), usher (c, d) or usher and "
+        "request (utime+stime from /proc, all threads); *proxy* is nginx (b), usher (c, d, f, g) or usher and "
         "redis-server together (e); RSS at the end of the run.",
         "",
         "| config | body | req/s | ratio to (b) | to (c) | p50 ms | p99 ms | proxy CPU µs/req (user+sys) | backend CPU µs/req | proxy RSS MiB | backend RSS MiB |",
@@ -614,7 +625,7 @@ def start_servers(usher_bin, work, procs, connections):
             (docroot / d / name).write_bytes(bytes((i * 7 + 13) % 94 + 33 for i in range(size)))
     os.chmod(docroot, 0o755)
     ports = {"a": free_port(), "b": free_port(), "u": free_port(), "bt": free_port(), "ut": free_port(),
-             "ur": free_port(), "redis": free_port()}
+             "ur": free_port(), "redis": free_port(), "uf": free_port(), "ug": free_port()}
     cert, key = make_cert(work)
     proxy_server = PROXY_SERVER.format(port=ports["b"], backend=ports["a"], tls_port=ports["bt"], cert=cert, key=key)
     backend = start_nginx("backend", work, BACKEND_SERVER.format(port=ports["a"], docroot=docroot))
@@ -634,15 +645,30 @@ def start_servers(usher_bin, work, procs, connections):
     procs.append(redis)
     wait_port(ports["redis"], redis.proc, "redis-server")
     uenv = dict(os.environ, USHER_SECRET_KEYS="bench-" + os.urandom(24).hex(), RUST_LOG="warn")
+    signing_key = work / "signing.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-out", str(signing_key)], check=True, capture_output=True)
+    assertion_conf = usher_config(work, ports["uf"], ports["a"], name="usher-assertion", extra=f"""
+[upstream.assertion]
+key_file = "{signing_key}"
+audience = "https://bench.test"
+issuer = "https://bench.test"
+""")
+    api_key_out = subprocess.run([usher_bin, "gen-api-key"], check=True, capture_output=True, text=True).stdout
+    api_key = api_key_out.splitlines()[0]
+    api_table = api_key_out.split("\n", 2)[2].replace('name = ""', 'name = "bench"').replace(
+        "groups = []", 'groups = ["a", "b"]')
+    key_conf = usher_config(work, ports["ug"], ports["a"], name="usher-api-key", extra=api_table)
     cookies = {}
-    for cfg, config in (("c", conf), ("e", redis_conf)):
+    for cfg, config in (("c", conf), ("e", redis_conf), ("f", assertion_conf)):
         cookies[cfg] = subprocess.run([usher_bin, "session", "encode", "-c", str(config), SESSION_JSON],
                                       env=uenv, check=True, capture_output=True, text=True).stdout.strip()
         check(cookies[cfg].startswith("v1."), f"usher session encode printed {cookies[cfg]!r}")
 
-    def start_usher(tls=False, store=False):
+    def start_usher(tls=False, store=False, which=None):
         name, config, port = (("usher-tls", tls_conf, ports["ut"]) if tls else
-                              ("usher-redis", redis_conf, ports["ur"]) if store else ("usher", conf, ports["u"]))
+                              ("usher-redis", redis_conf, ports["ur"]) if store else
+                              which if which else ("usher", conf, ports["u"]))
         usher = Group(name, subprocess.Popen(
             ["taskset", "-c", SERVER_CPU, usher_bin, "run", "-c", str(config)], env=uenv,
             stdout=open(work / f"{name}.log", "a"), stderr=subprocess.STDOUT))
@@ -659,6 +685,10 @@ def start_servers(usher_bin, work, procs, connections):
     usher_redis = start_usher(store=True)
     usher_redis.with_ = [redis]
     procs.append(usher_redis)
+    usher_assertion = start_usher(which=("usher-assertion", assertion_conf, ports["uf"]))
+    procs.append(usher_assertion)
+    usher_key = start_usher(which=("usher-api-key", key_conf, ports["ug"]))
+    procs.append(usher_key)
     # Started now for the sanity check; restarted fresh for its idle test.
     usher_tls = start_usher(tls=True)
     procs.append(usher_tls)
@@ -666,10 +696,11 @@ def start_servers(usher_bin, work, procs, connections):
     env = {
         "backend": backend,
         "proxy": {"a": backend, "b": nginx_proxy, "c": usher, "d": usher, "e": usher_redis,
-                  "bt": nginx_proxy, "ct": usher_tls},
+                  "f": usher_assertion, "g": usher_key, "bt": nginx_proxy, "ct": usher_tls},
         "ports": {"a": ports["a"], "b": ports["b"], "c": ports["u"], "d": ports["u"], "e": ports["ur"],
-                  "bt": ports["bt"], "ct": ports["ut"]},
-        "cookie_headers": {cfg: f"Cookie: {COOKIE_NAME}={value}" for cfg, value in cookies.items()},
+                  "f": ports["uf"], "g": ports["ug"], "bt": ports["bt"], "ct": ports["ut"]},
+        "cookie_headers": dict({cfg: f"Cookie: {COOKIE_NAME}={value}" for cfg, value in cookies.items()},
+                               g=f"Authorization: Bearer {api_key}"),
         "connections": connections,
         "starters": {"b": start_nginx_proxy, "c": start_usher, "bt": start_nginx_proxy,
                      "ct": lambda: start_usher(tls=True)},
@@ -712,10 +743,10 @@ def get(port, path, headers=None, tls=False):
 
 def sanity(env):
     """Every configuration answers as it should before anything is timed."""
-    cookies = {cfg: {"Cookie": h.split(": ", 1)[1]} for cfg, h in env["cookie_headers"].items()}
+    cookies = {cfg: dict([h.split(": ", 1)]) for cfg, h in env["cookie_headers"].items()}
     cookie = cookies["c"]
     for body, size in BODIES.items():
-        for cfg in "abce":
+        for cfg in "abcefg":
             st, b = get(env["ports"][cfg], f"/data/{body}", cookies.get(cfg))
             check(st == 200 and len(b) == size, f"({cfg}) /data/{body}: {st}, {len(b)} bytes")
         st, b = get(env["ports"]["d"], f"/public/{body}")
@@ -730,10 +761,16 @@ def sanity(env):
           f"usher with the Redis store did not inject the three session headers: {st} {b!r}")
     check(get(env["ports"]["e"], "/data/100B", cookie)[0] == 401,
           "usher with the Redis store accepted a cookie-store session")
+    st, b = get(env["ports"]["f"], "/assertion", cookies["f"])
+    check(st == 200 and b.count(b".") == 2 and len(b) > 100, f"usher did not send the assertion: {st} {b!r}")
+    st, b = get(env["ports"]["g"], "/echo", cookies["g"])
+    check(st == 200 and b == b"bench||a,b", f"usher with an API key did not inject the session headers: {st} {b!r}")
+    check(get(env["ports"]["g"], "/data/100B", {"Authorization": "Bearer usher_00000000_" + "A" * 43})[0] == 401,
+          "usher accepted a wrong API key")
     for cfg in ("bt", "ct"):
         st, b = get(env["ports"][cfg], "/data/100B", cookie if cfg == "ct" else None, tls=True)
         check(st == 200 and len(b) == 100, f"({cfg}) over TLS /data/100B: {st}, {len(b)} bytes")
-    log("sanity: all five configurations answer, and both servers over TLS; usher refuses without a "
+    log("sanity: all seven configurations answer, and both servers over TLS; usher refuses without a "
         "session and injects 3 headers")
 
 

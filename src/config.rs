@@ -6,6 +6,7 @@
 //! This module reads no environment variables; callers pass what they read.
 
 mod duration;
+pub mod machine;
 pub mod oidc;
 mod raw;
 pub mod store;
@@ -52,6 +53,10 @@ pub struct Config {
     pub log: LogFormat,
     /// `[[oidc]]`: identity providers, in the order of the file.
     pub oidc: Vec<oidc::Provider>,
+    /// `[upstream.assertion]`: the signed identity for the backend.
+    pub assertion: Option<machine::Assertion>,
+    /// `[[api_keys]]`: keys for scripts and services.
+    pub api_keys: Vec<machine::ApiKey>,
     /// Settings that work but weaken security; logged at startup and
     /// printed by `usher check`.
     pub warnings: Vec<String>,
@@ -124,6 +129,8 @@ pub struct Login {
     pub auto_redirect: Option<String>,
     /// `provider_logout`: signing out also ends the provider's session.
     pub provider_logout: bool,
+    /// `basic_auth`: `Authorization: Basic` for local users on API requests.
+    pub basic_auth: bool,
 }
 
 /// One `[session.forward]` entry.

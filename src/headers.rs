@@ -26,6 +26,9 @@ const LIST_ELEMENT: &AsciiSet = &VALUE.add(b',');
 #[derive(Debug, Clone)]
 pub struct HeaderPlan {
     forward: Vec<(HeaderName, String)>,
+    /// Names usher sets but not from a field (the identity assertion):
+    /// stripped the same way.
+    also: Vec<HeaderName>,
     /// Lower-case names with `_` and `.` folded to `-`, to catch variants.
     folded: Vec<String>,
 }
@@ -35,8 +38,16 @@ impl HeaderPlan {
     pub fn new(forward: &[config::Forward]) -> HeaderPlan {
         HeaderPlan {
             forward: forward.iter().map(|f| (f.header.clone(), f.field.clone())).collect(),
+            also: Vec::new(),
             folded: forward.iter().map(|f| fold(f.header.as_str())).collect(),
         }
+    }
+
+    /// Strip `name` too, in every spelling (usher fills it itself).
+    pub fn also_strip(mut self, name: HeaderName) -> HeaderPlan {
+        self.folded.push(fold(name.as_str()));
+        self.also.push(name);
+        self
     }
 
     /// Remove every configured header in every spelling.
@@ -45,6 +56,7 @@ impl HeaderPlan {
         // `_`/`.` spellings remain, and only those are folded.
         remove_where(headers, |n| {
             self.forward.iter().any(|(name, _)| name == n)
+                || self.also.contains(n)
                 || (n.as_str().contains(['_', '.']) && self.folded.contains(&fold(n.as_str())))
         });
     }

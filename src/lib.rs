@@ -14,6 +14,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod assertion;
 pub mod auth;
 pub mod body;
 pub mod cli;

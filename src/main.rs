@@ -48,6 +48,7 @@ fn main() -> ExitCode {
             }),
         ),
         Command::GenSecret => gen_secret(),
+        Command::GenApiKey => gen_api_key(),
         Command::Healthcheck { url } => healthcheck(&url),
         Command::HashPassword => hash_password(),
         Command::Session(SessionCommand::Decode { config, cookie }) => {
@@ -209,6 +210,27 @@ fn gen_secret() -> ExitCode {
     match usher::session::key::generate() {
         Ok(key) => {
             println!("{key}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("usher: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+/// `usher gen-api-key`: the key once (it is not stored anywhere), then
+/// what to paste into the config.
+fn gen_api_key() -> ExitCode {
+    match usher::auth::machine::generate() {
+        Ok((key, id, hash)) => {
+            println!("{key}");
+            println!();
+            println!("[[api_keys]]");
+            println!("name = \"\"          # the sessions' user, e.g. \"ci-deploy\"");
+            println!("id = \"{id}\"");
+            println!("key_hash = \"{hash}\"");
+            println!("groups = []");
             ExitCode::SUCCESS
         }
         Err(e) => {

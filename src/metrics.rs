@@ -95,6 +95,7 @@ pub struct Metrics {
     rejections: Family<ReasonLabel, Counter>,
     logins: Family<ResultLabel, Counter>,
     cookies_too_large: Counter,
+    api_key_hashes: Counter,
     upstream_connects: Counter,
     accepted: Counter,
     evictions: Counter,
@@ -146,6 +147,7 @@ impl Metrics {
             rejections: Family::default(),
             logins: Family::default(),
             cookies_too_large: Counter::default(),
+            api_key_hashes: Counter::default(),
             upstream_connects: Counter::default(),
             accepted: Counter::default(),
             evictions: Counter::default(),
@@ -183,6 +185,11 @@ impl Metrics {
             "cookies_too_large",
             "Session cookies not set because they would exceed 4096 bytes",
             m.cookies_too_large.clone(),
+        );
+        registry.register(
+            "api_key_hash_checks",
+            "argon2 checks of API keys (a verified key is remembered until reload, so this stays near the number of keys in use)",
+            m.api_key_hashes.clone(),
         );
         registry.register(
             "upstream_connections_opened",
@@ -302,6 +309,11 @@ impl Metrics {
     /// Count a session cookie that was not set because it was too large.
     pub fn cookie_too_large(&self) {
         self.cookies_too_large.inc();
+    }
+
+    /// Count an argon2 check of an API key.
+    pub fn api_key_hash(&self) {
+        self.api_key_hashes.inc();
     }
 
     /// Count a sign-in attempt.

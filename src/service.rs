@@ -18,6 +18,7 @@ use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::{Either, Limited};
 use tracing::{Level, debug, event};
 
+use crate::assertion::Signer;
 use crate::auth::{self, Auth};
 use crate::body::paced::Side;
 use crate::body::{self, Body, Paced};
@@ -60,6 +61,8 @@ pub struct Service {
     providers: Arc<Providers>,
     /// The Redis session store, when configured (shared with `auth`).
     store: Option<Arc<RedisStore>>,
+    /// `[upstream.assertion]`, when configured (shared with `auth` for the JWKS).
+    signer: Option<Arc<Signer>>,
     /// Upstream failure lines, at most one per interval.
     failures: failures::FailureLog,
 }
@@ -73,6 +76,9 @@ pub enum BuildError {
     /// The session store could not be set up.
     #[error("session store: {0}")]
     Store(#[from] StoreError),
+    /// The assertion key could not be used.
+    #[error("upstream.assertion: {0}")]
+    Assertion(String),
 }
 
 /// What the accept loop knows about a connection.
@@ -100,7 +106,14 @@ impl Service {
         let upstream_host = HeaderValue::from_str(config.upstream.authority.as_str())
             // An `Authority` holds only characters valid in a header value.
             .expect("an authority is a valid header value");
-        let plan = HeaderPlan::new(&config.session.forward);
+        let signer = match &config.assertion {
+            Some(a) => Some(Arc::new(Signer::new(a).map_err(BuildError::Assertion)?)),
+            None => None,
+        };
+        let mut plan = HeaderPlan::new(&config.session.forward);
+        if let Some(s) = &signer {
+            plan = plan.also_strip(s.header().clone());
+        }
         let providers = Arc::new(Providers::new(&config.oidc, &metrics)?);
         providers.start();
         let store = match config.session.store.redis() {
@@ -120,6 +133,7 @@ impl Service {
             Arc::clone(&metrics),
             Arc::clone(&providers),
             store.clone(),
+            signer.clone(),
         );
         Ok(Service {
             config,
@@ -130,6 +144,7 @@ impl Service {
             auth,
             providers,
             store,
+            signer,
             failures: failures::FailureLog::default(),
         })
     }
@@ -265,7 +280,7 @@ impl Service {
         let now = unix_now();
         let session = &self.config.session;
         let sessions = self.sessions(now);
-        let found = match self.bearer(&mut parts.headers, now, trace).await {
+        let found = match self.authorization(&mut parts.headers, now, trace).await {
             Ok(Some(found)) => found,
             Ok(None) => carrier::read(&parts.headers, trace.client, &sessions).await,
             Err(refusal) => return Ok(refusal),
@@ -344,6 +359,12 @@ impl Service {
         hop::set_forwarded(&mut parts.headers, peer, host.clone());
         parts.headers.insert(request_id::X_REQUEST_ID, trace.request_id.clone());
         self.plan.inject(&mut parts.headers, found.session.as_ref());
+        if let (Some(signer), Some(session)) = (&self.signer, found.session.as_ref()) {
+            let origin = forwarded_origin(&parts.headers);
+            if let Some(token) = signer.token(session, &origin, now) {
+                parts.headers.insert(signer.header().clone(), token);
+            }
+        }
         if let Some(protocol) = upgrade.clone() {
             hop::restore_upgrade(&mut parts.headers, protocol);
         }
@@ -493,6 +514,20 @@ fn insecure_host(
         || name.to_ascii_lowercase().ends_with(".localhost")
         || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
     (!loopback).then(|| host.to_string())
+}
+
+/// `proto://host` as usher forwards it (its own `X-Forwarded-Proto` and
+/// `-Host`, set just before): the assertion's default issuer.
+fn forwarded_origin(headers: &HeaderMap) -> String {
+    let first = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .unwrap_or("")
+    };
+    format!("{}://{}", first(hop::X_FORWARDED_PROTO), first(hop::X_FORWARDED_HOST))
 }
 
 /// The host the client asked for: `Host`, or the HTTP/2 `:authority`.

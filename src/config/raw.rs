@@ -35,6 +35,33 @@ pub struct RawConfig {
     /// `[[oidc]]` providers.
     #[serde(default)]
     pub oidc: Vec<RawOidc>,
+    /// `[[api_keys]]`.
+    #[serde(default)]
+    pub api_keys: Vec<RawApiKey>,
+}
+
+/// One `[[api_keys]]` entry.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawApiKey {
+    pub name: Option<String>,
+    pub id: Option<String>,
+    pub key_hash: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// `[upstream.assertion]`
+#[derive(Debug, Default, Deserialize)]
+pub struct RawAssertion {
+    pub header: Option<String>,
+    pub algorithm: Option<String>,
+    pub key_file: Option<String>,
+    pub previous_key_files: Option<Vec<String>>,
+    pub issuer: Option<String>,
+    pub ttl: Option<String>,
+    pub audience: Option<String>,
+    /// `[upstream.assertion.claims]`: claim name → session field.
+    pub claims: Option<BTreeMap<String, String>>,
 }
 
 /// One `[[oidc]]` table.
@@ -120,6 +147,8 @@ pub struct RawUpstream {
     pub max_per_client: Option<i64>,
     pub body_timeout: Option<String>,
     pub upgrades: Option<Vec<String>>,
+    /// `[upstream.assertion]`: the signed identity for the backend.
+    pub assertion: Option<RawAssertion>,
 }
 
 /// `[session]`
@@ -176,6 +205,7 @@ pub struct RawLogin {
     pub concurrent_hashes: Option<i64>,
     pub auto_redirect: Option<String>,
     pub provider_logout: Option<bool>,
+    pub basic_auth: Option<bool>,
 }
 
 /// One `[[users]]` entry.

@@ -21,6 +21,7 @@ use crate::redirect::AllowedHosts;
 
 mod access;
 mod login;
+mod machine;
 mod oidc;
 mod session;
 mod store;
@@ -104,6 +105,12 @@ pub fn from_toml_str(text: &str, env: &Environment<'_>) -> Result<Config, Config
     let log = log(&raw.log, &mut problems);
     let prefix = server.as_ref().map(|s| s.prefix.as_str());
     let oidc = oidc::providers(&raw.oidc, prefix, env, &mut problems, &mut warnings);
+    let forward_names: Vec<String> = session
+        .as_ref()
+        .map(|s| s.forward.iter().map(|f| f.header.as_str().to_string()).collect())
+        .unwrap_or_default();
+    let assertion = machine::assertion(raw.upstream.assertion.as_ref(), &forward_names, env, &mut problems);
+    let api_keys = machine::api_keys(&raw.api_keys, &mut problems);
     if let Some(id) = raw.login.auto_redirect.as_deref()
         && !raw.oidc.iter().any(|p| p.id.as_deref() == Some(id))
     {
@@ -120,6 +127,8 @@ pub fn from_toml_str(text: &str, env: &Environment<'_>) -> Result<Config, Config
             admin: admin?,
             log: log?,
             oidc: oidc?,
+            assertion: assertion?,
+            api_keys: api_keys?,
             warnings,
         })
     })();

@@ -1,4 +1,6 @@
-//! Bearer tokens from identity providers (SPEC §6 `accept_bearer`, §9):
+//! The `Authorization` credentials usher handles (SPEC §9): Basic and API
+//! keys (judged by `auth::machine`), and bearer tokens from identity
+//! providers (SPEC §6 `accept_bearer`):
 //! `Authorization: Bearer <JWT>` whose `iss` is a provider with
 //! `accept_bearer` is usher's to judge. A good one is a session for this
 //! request only; a bad one is 401 with `WWW-Authenticate: Bearer
@@ -13,20 +15,49 @@ use tracing::info;
 
 use super::carrier::Found;
 use super::{Service, Trace};
+use crate::auth::machine;
 use crate::body::Body;
 use crate::oidc::BearerError;
 use crate::oidc::token::claimed_issuer;
 use crate::respond;
 
 impl Service {
-    /// The session a provider's bearer token gives, `None` when the
-    /// request carries no token usher handles, or the refusal.
-    pub(super) async fn bearer(
+    /// The session an `Authorization` header usher handles gives (SPEC
+    /// §9): Basic with `basic_auth`, an API key, a provider's JWT. `None`
+    /// when the request carries none of those (any other `Authorization`
+    /// reaches the app untouched), or the refusal.
+    pub(super) async fn authorization(
         &self,
         headers: &mut HeaderMap,
         now: u64,
         trace: &Trace,
     ) -> Result<Option<Found>, Response<Body>> {
+        let (basic, keys) = (self.auth.basic_auth(), self.auth.api_keys());
+        if basic || keys {
+            let mut ours = headers
+                .get_all(header::AUTHORIZATION)
+                .iter()
+                .filter_map(|v| machine::parse(v.to_str().ok()?, basic, keys));
+            let (first, second) = (ours.next(), ours.next());
+            let count = headers.get_all(header::AUTHORIZATION).iter().count();
+            if let Some(credential) = first {
+                // Ours to judge: the credential never reaches the upstream.
+                headers.remove(header::AUTHORIZATION);
+                if second.is_some() || count > 1 {
+                    // Which one would the app read? Neither is believed.
+                    return Err(crate::auth::machine::ambiguous());
+                }
+                let id = super::request_id::text(&trace.request_id);
+                let session = self.auth.machine(credential, trace.client, id).await?;
+                return Ok(Some(Found::request_only(session, now)));
+            }
+        }
+        self.bearer(headers, now, trace).await
+    }
+
+    /// The session a provider's bearer token gives, `None` when the
+    /// request carries no token usher handles, or the refusal.
+    async fn bearer(&self, headers: &mut HeaderMap, now: u64, trace: &Trace) -> Result<Option<Found>, Response<Body>> {
         if !self.providers.accept_bearer() {
             return Ok(None);
         }
@@ -38,6 +69,8 @@ impl Service {
         };
         // Ours to judge: the credential never reaches the upstream.
         headers.remove(header::AUTHORIZATION);
+        let label = format!("bearer:{}", provider.config.id);
+        self.auth.credential_allowed(trace.client, &label).await?;
         match provider.verify_bearer(&token, now).await {
             Ok(person) => {
                 provider.count_bearer("valid");
@@ -53,6 +86,10 @@ impl Service {
                     BearerError::Refused(_) => "refused",
                 };
                 provider.count_bearer(reason);
+                if matches!(e, BearerError::Invalid(_) | BearerError::NoUser) {
+                    // A bad token is a failed credential like a bad password.
+                    self.auth.count_failure(trace.client, &label).await;
+                }
                 info!(provider = %provider.config.id, reason, client = %trace.client,
                     request_id = super::request_id::text(&trace.request_id), "bearer token refused");
                 Err(refusal(e))

@@ -50,7 +50,7 @@ impl Decide<'_> {
     fn need_login(&self, target: &PathAndQuery) -> Response<Body> {
         let prefix = &self.config.server.prefix;
         if !self.navigating {
-            return auth::unauthenticated(prefix);
+            return auth::unauthenticated(self.config);
         }
         let rd: String = form_urlencoded::byte_serialize(target.as_str().as_bytes()).collect();
         auth::redirect(StatusCode::FOUND, &format!("{prefix}/login?rd={rd}"))

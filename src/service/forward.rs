@@ -88,6 +88,13 @@ impl Service {
         }
         if res.status() == StatusCode::OK {
             self.plan.fill_all(res.headers_mut(), found.session.as_ref());
+            // The front proxy copies the assertion to the app like the others.
+            if let (Some(signer), Some(session)) = (&self.signer, found.session.as_ref()) {
+                let origin = described.origin.as_deref().unwrap_or("");
+                if let Some(token) = signer.token(session, origin, sessions.now) {
+                    res.headers_mut().insert(signer.header().clone(), token);
+                }
+            }
         }
         super::carrier::write_back(res.headers_mut(), false, found, sessions).await;
         res
@@ -122,7 +129,7 @@ impl Service {
                 res
             }
             Decision::NeedLogin if redirect => self.login_redirect(d),
-            Decision::NeedLogin => auth::unauthenticated(&self.config.server.prefix),
+            Decision::NeedLogin => auth::unauthenticated(&self.config),
             Decision::Forbidden => respond::error(
                 StatusCode::FORBIDDEN,
                 "forbidden",

@@ -14,6 +14,7 @@ mod fuzz_corpus; // the fuzz targets' bodies over fuzz/corpus and fuzz/artifacts
 mod hardening; // issue 15's regressions: methods, case, upgrades, HTTP/2 limits, hygiene, cookies
 mod keepalive; // plain HTTP/1.1 between requests: reuse, pipelining, unread bodies, idle limits
 mod login; // sign-in journeys, brute-force limits, htpasswd, cross-site guard
+mod machine; // the identity assertion verified by PyJWT, API keys, Basic, which Authorization reaches the app
 mod migrate; // real FastAPI and Flask apps behind usher share their session cookie
 mod oidc; // sign-in through the real oidc-provider peer: journeys, attacks, bearer tokens, rotation, outages
 mod ops; // the real binary: SIGTERM drain, SIGHUP reload, admin, metrics, logs

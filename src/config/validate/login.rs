@@ -37,6 +37,7 @@ pub(super) fn login(raw: &RawLogin, users: &[RawUser], env: &Environment<'_>, p:
         concurrent_hashes: hashes?,
         auto_redirect: raw.auto_redirect.clone(),
         provider_logout: raw.provider_logout.unwrap_or(false),
+        basic_auth: raw.basic_auth.unwrap_or(false),
     })
 }
 

@@ -652,3 +652,95 @@ fn usher_managed_fields_are_never_writable() {
         assert_eq!(keys, ["session.upstream.writable"], "{field}");
     }
 }
+
+/// A P-256 PKCS#8 key made now, readable at `/k.pem` through the
+/// environment (and nothing else).
+fn with_key(text: &str) -> Result<Config, ConfigError> {
+    let pem = rcgen::KeyPair::generate().expect("key").serialize_pem();
+    let read = move |p: &std::path::Path| {
+        if p == std::path::Path::new("/k.pem") {
+            Ok(pem.clone())
+        } else {
+            Err("not found".to_string())
+        }
+    };
+    let env = Environment {
+        secret_keys: None,
+        read_file: &read,
+        var: &|_| None,
+    };
+    from_toml_str(&format!("{text}{SESSION}"), &env)
+}
+
+#[test]
+fn the_assertion_needs_a_key_that_signs_and_an_audience() {
+    let c = with_key("[upstream.assertion]\nkey_file = \"/k.pem\"\naudience = \"https://app\"\n").expect("valid");
+    let a = c.assertion.expect("assertion");
+    assert_eq!(a.header.as_str(), "x-usher-assertion");
+    assert_eq!(a.ttl, Duration::from_secs(300));
+    assert_eq!(format!("{:?}", a.key), "SigningKey(..)");
+    let claims: Vec<&str> = a.claims.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(claims, ["email", "groups", "sub"]);
+    let keys = |text: &str| match with_key(text) {
+        Err(ConfigError::Invalid(p)) => p.into_iter().map(|p| p.key).collect::<Vec<_>>(),
+        other => panic!("accepted: {other:?}"),
+    };
+    assert_eq!(
+        keys("[upstream.assertion]\naudience = \"a\"\n"),
+        ["upstream.assertion.key_file"]
+    );
+    assert_eq!(
+        keys("[upstream.assertion]\nkey_file = \"/k.pem\"\n"),
+        ["upstream.assertion.audience"]
+    );
+    // An EC key cannot sign RS256 or EdDSA; a missing file is named by path.
+    for alg in ["RS256", "EdDSA"] {
+        assert_eq!(
+            keys(&format!(
+                "[upstream.assertion]\nalgorithm = \"{alg}\"\nkey_file = \"/k.pem\"\naudience = \"a\"\n"
+            )),
+            ["upstream.assertion.key_file"]
+        );
+    }
+    for (extra, key) in [
+        ("algorithm = \"HS256\"", "upstream.assertion.algorithm"),
+        ("algorithm = \"none\"", "upstream.assertion.algorithm"),
+        (
+            "previous_key_files = [\"/missing.pem\"]",
+            "upstream.assertion.previous_key_files[0]",
+        ),
+        ("header = \"Cookie\"", "upstream.assertion.header"),
+        ("header = \"X-Forwarded-User\"", "upstream.assertion.header"),
+        ("ttl = \"2h\"", "upstream.assertion.ttl"),
+        ("claims = { exp = \"user\" }", "upstream.assertion.claims.exp"),
+    ] {
+        let got = keys(&format!(
+            "[upstream.assertion]\nkey_file = \"/k.pem\"\naudience = \"a\"\n{extra}\n"
+        ));
+        assert!(got.iter().any(|k| k == key), "{extra}: {got:?}");
+    }
+}
+
+#[test]
+fn api_keys_are_checked() {
+    let hash = crate::auth::users::hash_password("secret").expect("hash");
+    let good =
+        format!("[[api_keys]]\nname = \"ci\"\nid = \"k3f9a2c1\"\nkey_hash = \"{hash}\"\ngroups = [\"deploy\"]\n");
+    let c = parse(&good).expect("valid");
+    assert_eq!(c.api_keys[0].id, "k3f9a2c1");
+    assert!(!format!("{:?}", c.api_keys).contains("argon2id$"), "the hash is shown");
+    let bcrypt = "$2y$05$abcdefghijklmnopqrstuuJ8p3zXW3O3Qe7N8e6N8a1bKq1bq1bq1";
+    for (text, key) in [
+        (good.replace("k3f9a2c1", "K3F9"), "api_keys[0].id"),
+        (good.replace("k3f9a2c1", "abc"), "api_keys[0].id"),
+        (good.replace("name = \"ci\"", "name = \"\""), "api_keys[0].name"),
+        (good.replace(&hash, bcrypt), "api_keys[0].key_hash"),
+        (
+            format!("{good}{}", good.replace("name = \"ci\"", "name = \"other\"")),
+            "api_keys[1].id",
+        ),
+    ] {
+        let got = store_keys(&text);
+        assert!(got.iter().any(|k| k == key), "{key}: {got:?}");
+    }
+}
