@@ -99,6 +99,35 @@ async fn pyjwt(proxy: &Proxy, issuer: &str, audience: &str, token: &str, leeway:
     }
 }
 
+/// The real `jose` library's verdict (as a Node backend), run from the OIDC
+/// peer's copy where `jose` is installed.
+async fn jose(proxy: &Proxy, issuer: &str, audience: &str, token: &str) -> Result<Value, String> {
+    let dir = crate::oidc::peer_dir();
+    let script = dir.join("verify_assertion.mjs");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps/verify_assertion.mjs"),
+        &script,
+    )
+    .expect("copy the verify script");
+    let args = [
+        proxy.url("/.usher/jwks.json"),
+        audience.to_string(),
+        issuer.to_string(),
+        token.to_string(),
+    ];
+    let out =
+        tokio::task::spawn_blocking(move || Command::new("node").arg(&script).args(&args).current_dir(&dir).output())
+            .await
+            .expect("join")
+            .expect("node");
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() {
+        Ok(serde_json::from_str(&text).expect("claims json"))
+    } else {
+        Err(text)
+    }
+}
+
 /// What the upstream saw on `path` with `c`'s cookies.
 async fn seen(c: &reqwest::Client, proxy: &Proxy, path: &str) -> Seen {
     let res = c.get(proxy.url(path)).send().await.expect("send");
@@ -160,6 +189,19 @@ async fn pyjwt_verifies_the_assertion_for_every_algorithm() {
         assert_eq!(
             pyjwt(&proxy, &issuer, AUDIENCE, &forged, 0).await,
             Err("InvalidSignatureError".into())
+        );
+        // And by jose, as a Node backend would.
+        let by_jose = jose(&proxy, &issuer, AUDIENCE, &first)
+            .await
+            .unwrap_or_else(|e| panic!("{algorithm}: {e}"));
+        assert_eq!(by_jose["sub"], "alice");
+        assert_eq!(
+            jose(&proxy, &issuer, "https://other.test", &first).await,
+            Err("ERR_JWT_CLAIM_VALIDATION_FAILED".into())
+        );
+        assert_eq!(
+            jose(&proxy, &issuer, AUDIENCE, &forged).await,
+            Err("ERR_JWS_SIGNATURE_VERIFICATION_FAILED".into())
         );
         // Cached: the next request carries the same token (same jti).
         assert_eq!(seen(&c, &proxy, "/y").await.one("x-usher-assertion"), Some(first));

@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use crate::front_proxies::free_port;
 use crate::support::{Proxy, Seen, TempDir, parse_config, session_toml, spawn_echo_upstream, spawn_proxy_on};
 
-fn peer_dir() -> PathBuf {
+pub fn peer_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/oidc-peer");
     assert!(
         dir.join("node_modules/oidc-provider/package.json").exists(),
@@ -405,13 +405,16 @@ async fn bearer_tokens_are_verified_and_never_forwarded() {
     let keys = TempDir::new("oidc-keys");
     let jwks = gen_jwks(&keys, "jwks.json");
     let setup = usher_with(|port, dir| {
-        provider_toml(
+        // Bad tokens count toward the brute-force limit: this test sends
+        // more than the default five a minute on purpose.
+        let provider = provider_toml(
             "corp",
             p,
             port,
             &dir.join("secret"),
             "accept_bearer = true\naudiences = [\"api\", \"proxy\"]\n",
-        )
+        );
+        format!("{provider}\n[login]\nuser_attempts_per_minute = 100\n")
     })
     .await;
     let proxy = &setup.proxy;
