@@ -390,6 +390,22 @@ impl Config {
         } else {
             providers.join(", ")
         };
+        let machines = format!(
+            "{} API key(s){}",
+            self.api_keys.len(),
+            if self.login.basic_auth { ", Basic for local users" } else { "" }
+        );
+        let assertion = match &self.assertion {
+            None => "off".to_string(),
+            Some(a) => format!(
+                "{:?} in {} (aud {:?}, ttl {}, {} previous key(s))",
+                a.algorithm,
+                a.header,
+                a.audience,
+                format_duration(a.ttl),
+                a.previous.len()
+            ),
+        };
         let mut rules = String::new();
         for (i, rule) in self.access.rules().iter().enumerate() {
             rules.push_str(&format!("  {:>2}. {}\n", i + 1, rule.describe()));
@@ -401,6 +417,8 @@ impl Config {
              limits           headers {} bytes within {}\n\
              users            {users}\n\
              providers        {providers}\n\
+             machine clients  {machines}\n\
+             assertion        {assertion}\n\
              access           first match wins; otherwise {default}\n{rules}\
              {}",
             s.listen,
