@@ -393,7 +393,11 @@ impl Config {
         let machines = format!(
             "{} API key(s){}",
             self.api_keys.len(),
-            if self.login.basic_auth { ", Basic for local users" } else { "" }
+            if self.login.basic_auth {
+                ", Basic for local users"
+            } else {
+                ""
+            }
         );
         let assertion = match &self.assertion {
             None => "off".to_string(),

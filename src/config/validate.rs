@@ -111,6 +111,11 @@ pub fn from_toml_str(text: &str, env: &Environment<'_>) -> Result<Config, Config
         .unwrap_or_default();
     let assertion = machine::assertion(raw.upstream.assertion.as_ref(), &forward_names, env, &mut problems);
     let api_keys = machine::api_keys(&raw.api_keys, &mut problems);
+    if raw.login.basic_auth == Some(true) && login.as_ref().is_some_and(|l| l.users.is_empty()) {
+        warnings.push(
+            "login.basic_auth = true, but there are no [[users]] or htpasswd entries to check: it does nothing".into(),
+        );
+    }
     if let Some(id) = raw.login.auto_redirect.as_deref()
         && !raw.oidc.iter().any(|p| p.id.as_deref() == Some(id))
     {
