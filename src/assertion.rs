@@ -61,12 +61,8 @@ struct Cached {
 impl Signer {
     /// Build from validated settings (the key was proven to sign then).
     pub fn new(cfg: &Assertion) -> Result<Signer, String> {
-        let key = match cfg.algorithm {
-            Algorithm::ES256 => EncodingKey::from_ec_pem(cfg.key.pem()),
-            Algorithm::RS256 => EncodingKey::from_rsa_pem(cfg.key.pem()),
-            _ => EncodingKey::from_ed_pem(cfg.key.pem()),
-        }
-        .map_err(|e| format!("the assertion key cannot be used: {e}"))?;
+        let key = crate::config::machine::encoding_key(cfg.key.pem(), cfg.algorithm)
+            .map_err(|e| format!("the assertion key cannot be used: {e}"))?;
         let current = Jwk::from_encoding_key(&key, cfg.algorithm).map_err(|e| format!("the assertion key: {e}"))?;
         let mut keys = Vec::with_capacity(1 + cfg.previous.len());
         let mut kid = String::new();

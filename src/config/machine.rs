@@ -50,6 +50,16 @@ impl fmt::Debug for SigningKey {
     }
 }
 
+/// `pem` as a private key for `alg` (ES256, RS256, else EdDSA).
+pub fn encoding_key(pem: &[u8], alg: Algorithm) -> jsonwebtoken::errors::Result<jsonwebtoken::EncodingKey> {
+    use jsonwebtoken::EncodingKey;
+    match alg {
+        Algorithm::ES256 => EncodingKey::from_ec_pem(pem),
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(pem),
+        _ => EncodingKey::from_ed_pem(pem),
+    }
+}
+
 /// One `[[api_keys]]` entry.
 #[derive(Debug, Clone)]
 pub struct ApiKey {

@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use http::HeaderName;
 use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, DecodingKey, Header};
 
 use super::{Problems, positive_duration};
 use crate::auth::users::Hash;
 use crate::config::Environment;
-use crate::config::machine::{ApiKey, Assertion, SigningKey};
+use crate::config::machine::{ApiKey, Assertion, SigningKey, encoding_key};
 use crate::config::raw::{RawApiKey, RawAssertion};
 use crate::hop::fold;
 
@@ -160,12 +160,7 @@ fn read(env: &Environment<'_>, path: &str) -> Result<String, String> {
 
 /// Whether `pem` is a private key that signs with `alg` (a token is made).
 fn signs(pem: &str, alg: Algorithm) -> Result<(), String> {
-    let key = match alg {
-        Algorithm::ES256 => EncodingKey::from_ec_pem(pem.as_bytes()),
-        Algorithm::RS256 => EncodingKey::from_rsa_pem(pem.as_bytes()),
-        _ => EncodingKey::from_ed_pem(pem.as_bytes()),
-    }
-    .map_err(|_| format!("is not a PKCS#8 PEM private key for {alg:?}"))?;
+    let key = encoding_key(pem.as_bytes(), alg).map_err(|_| format!("is not a PKCS#8 PEM private key for {alg:?}"))?;
     jsonwebtoken::encode(&Header::new(alg), &serde_json::json!({}), &key)
         .map(drop)
         .map_err(|_| format!("does not sign with {alg:?} (ES256 needs a P-256 key, EdDSA an Ed25519 key)"))
@@ -175,12 +170,7 @@ fn signs(pem: &str, alg: Algorithm) -> Result<(), String> {
 fn public_jwk(pem: &str) -> Result<Jwk, String> {
     let bytes = pem.as_bytes();
     for alg in [Algorithm::ES256, Algorithm::RS256, Algorithm::EdDSA] {
-        let private = match alg {
-            Algorithm::ES256 => EncodingKey::from_ec_pem(bytes),
-            Algorithm::RS256 => EncodingKey::from_rsa_pem(bytes),
-            _ => EncodingKey::from_ed_pem(bytes),
-        };
-        if let Ok(key) = private
+        if let Ok(key) = encoding_key(bytes, alg)
             && signs(pem, alg).is_ok()
             && let Ok(jwk) = Jwk::from_encoding_key(&key, alg)
         {
