@@ -82,7 +82,8 @@ const FORM_LIMIT: usize = 4096;
 
 /// `GET /sessions?user=NAME` (SPEC §7).
 async fn list(query: Option<&str>, live: &Shared) -> Response<Full<Bytes>> {
-    let live = live.load();
+    // Owned, not a guard: the store is asked across awaits.
+    let live = live.load_full();
     let Some(store) = live.service.store() else {
         return json(
             StatusCode::CONFLICT,
@@ -122,7 +123,8 @@ async fn revoke(req: Request<Incoming>, live: &Shared) -> Response<Full<Bytes>> 
             &serde_json::json!({ "error": "requests from web pages (with Origin) are refused" }),
         );
     }
-    let live = live.load();
+    // Owned, not a guard: the store is asked across awaits.
+    let live = live.load_full();
     let Some(store) = live.service.store() else {
         return json(
             StatusCode::CONFLICT,
@@ -149,7 +151,7 @@ async fn revoke(req: Request<Incoming>, live: &Shared) -> Response<Full<Bytes>> 
     };
     match store::revoke_doc(store, &what).await {
         Ok(doc) => {
-            info!(target = ?what, revoked = %doc["revoked"], "sessions revoked through the admin listener");
+            info!(what = ?what, revoked = %doc["revoked"], "sessions revoked through the admin listener");
             json(StatusCode::OK, &doc)
         }
         Err(e) => store_failed(&e),
