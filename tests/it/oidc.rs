@@ -505,6 +505,64 @@ async fn bearer_tokens_are_verified_and_never_forwarded() {
     drop(setup.dir);
 }
 
+/// Bad bearer tokens are failed credentials: past the per-user limit
+/// (default 5 a minute from one client) even a good token is refused
+/// with 429 until the bucket drains.
+#[tokio::test]
+async fn bad_bearer_tokens_fill_the_brute_force_bucket() {
+    let p = free_port();
+    let keys = TempDir::new("oidc-limit");
+    let jwks = gen_jwks(&keys, "jwks.json");
+    let setup = usher_with(|port, dir| {
+        provider_toml(
+            "corp",
+            p,
+            port,
+            &dir.join("secret"),
+            "accept_bearer = true\naudiences = [\"api\"]\n",
+        )
+    })
+    .await;
+    let proxy = &setup.proxy;
+    let _peer = Peer::start(
+        p,
+        &[callback(proxy.addr.port(), "corp")],
+        &[("OIDC_JWKS_FILE", jwks.to_str().expect("utf-8"))],
+    );
+    until_ready(&jar(), &proxy.url("/.usher/oidc/corp/start")).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let token = |aud: &str| {
+        let claims = json!({"iss": issuer(p), "sub": "svc-1", "aud": aud, "iat": now, "exp": now + 300,
+                            "preferred_username": "deployer"});
+        mint(&jwks, &claims, "RS256")
+    };
+    let call = |token: String| {
+        let url = proxy.url("/x");
+        async move {
+            crate::support::client()
+                .get(url)
+                .header(AUTHORIZATION, format!("Bearer {token}"))
+                .send()
+                .await
+                .expect("bearer")
+                .status()
+        }
+    };
+    assert_eq!(call(token("api")).await, 200);
+    for i in 0..5 {
+        assert_eq!(call(token("someone-else")).await, 401, "bad token {i}");
+    }
+    assert_eq!(
+        call(token("api")).await,
+        429,
+        "the bucket is full: a good token waits too"
+    );
+    drop(setup.dir);
+}
+
 /// The provider rotates its keys (restart with a new JWKS): the next
 /// sign-in's ID token names an unknown kid, usher fetches the keys again
 /// and signs the user in, without a restart.

@@ -1,9 +1,11 @@
 //! The demo app's HTML: server-rendered, no JavaScript, one inline style
-//! sheet, readable on a phone. Every value that came from a request goes
-//! through [`escape`]; the only unescaped text is written here.
+//! sheet, readable on a phone. maud templates: checked at compile time,
+//! and every value interpolated into them is escaped.
 
 use http::StatusCode;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
+#[cfg(test)]
 pub(super) use crate::respond::escape;
 
 use super::PRODUCTS;
@@ -12,37 +14,38 @@ use super::context::{Context, Theme};
 /// The home page: login status, the sign-in or sign-out button, what usher
 /// did, and every header the app received.
 pub(super) fn home(ctx: &Context) -> String {
-    let body = [
-        "<h1>usher demo</h1>".to_owned(),
-        status(ctx),
-        injected_table(ctx),
-        EXPLANATION.to_owned(),
-        headers_table(ctx),
-        r#"<p><a href="/shop">Shop</a> · <a href="/api/whoami">/api/whoami</a></p>"#.to_owned(),
-    ];
-    layout("usher demo", ctx.theme(), &body.concat())
+    let body = html! {
+        h1 { "usher demo" }
+        (status(ctx))
+        (injected_table(ctx))
+        (PreEscaped(EXPLANATION))
+        (headers_table(ctx))
+        p { a href="/shop" { "Shop" } " · " a href="/api/whoami" { "/api/whoami" } }
+    };
+    layout("usher demo", ctx.theme(), body)
 }
 
 /// The shop: products, the cart from the session, and the theme form.
 pub(super) fn shop(ctx: &Context) -> String {
-    let body = [
-        r#"<p><a href="/">← Home</a></p><h1>Shop</h1>"#.to_owned(),
-        products(),
-        cart(ctx),
-        prefs_form(ctx.theme()),
-    ];
-    layout("usher demo shop", ctx.theme(), &body.concat())
+    let body = html! {
+        p { a href="/" { "← Home" } }
+        h1 { "Shop" }
+        (products())
+        (cart(ctx))
+        (prefs_form(ctx.theme()))
+    };
+    layout("usher demo shop", ctx.theme(), body)
 }
 
 /// The page for a request the app turned down.
 pub(super) fn error(ctx: &Context, status: StatusCode, message: &str) -> String {
     let title = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("Error"));
-    let body = format!(
-        r#"<h1>{}</h1><p>{}</p><p><a href="/">Home</a> · <a href="/shop">Shop</a></p>"#,
-        escape(&title),
-        escape(message),
-    );
-    layout(&title, ctx.theme(), &body)
+    let body = html! {
+        h1 { (title) }
+        p { (message) }
+        p { a href="/" { "Home" } " · " a href="/shop" { "Shop" } }
+    };
+    layout(&title, ctx.theme(), body)
 }
 
 const EXPLANATION: &str = "<h2>What usher did</h2>\
@@ -64,17 +67,21 @@ form{display:inline;margin:0}button,select{font:inherit;padding:.3rem .8rem}\
 code{font-size:.9em}.injected{border:2px solid var(--link);border-radius:.5rem;padding:.2rem .8rem;\
 margin:1rem 0}.note{font-size:.9em;opacity:.85}";
 
-fn layout(title: &str, theme: Theme, body: &str) -> String {
-    format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{}</title><style>:root{{{}}}{STYLE}</style></head>
-<body class="{}">{body}</body></html>
-"#,
-        escape(title),
-        palette(theme),
-        theme.as_str(),
-    )
+fn layout(title: &str, theme: Theme, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                // Both are constants of this file, not request data.
+                style { (PreEscaped(format!(":root{{{}}}{STYLE}", palette(theme)))) }
+            }
+            body class=(theme.as_str()) { (body) }
+        }
+    }
+    .into_string()
 }
 
 fn palette(theme: Theme) -> &'static str {
@@ -85,56 +92,51 @@ fn palette(theme: Theme) -> &'static str {
 }
 
 /// "Signed in as …" with a sign-out button, or a sign-in button.
-fn status(ctx: &Context) -> String {
+fn status(ctx: &Context) -> Markup {
     let Some(user) = &ctx.user else {
-        return format!(
-            "<p>Not signed in.</p><p>{} <a href=\"/.usher/login?rd=%2F\">Sign in on usher's sign-in page</a> \
-             (user <code>demo</code>, password <code>demo</code>)</p>\
-             <p class=\"note\">Two ways in. usher's sign-in page checks a password and sets the session \
-             itself, as it would in production. The button instead has this app write the session back through \
-             the <code>Usher-Session</code> header, which the demo allows for <code>user</code>; a real \
-             deployment would not let its backend write identity.</p>",
-            button("/demo/sign-in", None, "Sign in as demo")
-        );
+        return html! {
+            p { "Not signed in." }
+            p {
+                (button("/demo/sign-in", None, "Sign in as demo")) " "
+                a href="/.usher/login?rd=%2F" { "Sign in on usher's sign-in page" }
+                " (user " code { "demo" } ", password " code { "demo" } ")"
+            }
+            p.note {
+                "Two ways in. usher's sign-in page checks a password and sets the session itself, as it would \
+                 in production. The button instead has this app write the session back through the "
+                code { "Usher-Session" } " header, which the demo allows for " code { "user" }
+                "; a real deployment would not let its backend write identity."
+            }
+        };
     };
-    let email = ctx
-        .email
-        .as_ref()
-        .map(|e| format!(" ({})", escape(e)))
-        .unwrap_or_default();
-    let groups = if ctx.groups.is_empty() {
-        String::new()
-    } else {
-        format!(", groups: {}", escape(&ctx.groups.join(", ")))
-    };
-    let signed_in = format!("<p>Signed in as {}{email}{groups}</p>", escape(user));
-    signed_in + &button("/demo/sign-out", None, "Sign out")
+    html! {
+        p {
+            "Signed in as " (user)
+            @if let Some(email) = &ctx.email { " (" (email) ")" }
+            @if !ctx.groups.is_empty() { ", groups: " (ctx.groups.join(", ")) }
+        }
+        (button("/demo/sign-out", None, "Sign out"))
+    }
 }
 
 /// The headers usher injected, first and set apart: what an app behind
 /// usher reads.
-fn injected_table(ctx: &Context) -> String {
-    let rows: String = ctx
-        .headers
-        .iter()
-        .filter(|(name, _)| is_injected(name))
-        .map(|(name, value)| {
-            format!(
-                "<tr><td><code>{}</code></td><td><strong>{}</strong></td></tr>",
-                escape(name),
-                escape(value)
-            )
-        })
-        .collect();
-    let rows = if rows.is_empty() {
-        "<tr><td colspan=\"2\">none: not signed in, and no cart or preferences yet</td></tr>".to_string()
-    } else {
-        rows
-    };
-    format!(
-        "<section class=\"injected\"><h2>Headers usher injected</h2>\
-         <table><tr><th>Name</th><th>Value</th></tr>{rows}</table></section>"
-    )
+fn injected_table(ctx: &Context) -> Markup {
+    let injected: Vec<&(String, String)> = ctx.headers.iter().filter(|(name, _)| is_injected(name)).collect();
+    html! {
+        section.injected {
+            h2 { "Headers usher injected" }
+            table {
+                tr { th { "Name" } th { "Value" } }
+                @for (name, value) in &injected {
+                    tr { td { code { (name) } } td { strong { (value) } } }
+                }
+                @if injected.is_empty() {
+                    tr { td colspan="2" { "none: not signed in, and no cart or preferences yet" } }
+                }
+            }
+        }
+    }
 }
 
 /// Whether usher itself set this header for the app (the session fields
@@ -144,71 +146,77 @@ fn is_injected(name: &str) -> bool {
     n.starts_with("x-forwarded-") || n.starts_with("x-usher-") || n == "x-request-id"
 }
 
-fn headers_table(ctx: &Context) -> String {
-    let rows: String = ctx
-        .headers
-        .iter()
-        .filter(|(name, _)| !is_injected(name))
-        .map(|(name, value)| {
-            format!(
-                "<tr><td><code>{}</code></td><td>{}</td></tr>",
-                escape(name),
-                escape(value)
-            )
-        })
-        .collect();
-    format!("<h2>Other request headers received</h2><table><tr><th>Name</th><th>Value</th></tr>{rows}</table>")
+fn headers_table(ctx: &Context) -> Markup {
+    html! {
+        h2 { "Other request headers received" }
+        table {
+            tr { th { "Name" } th { "Value" } }
+            @for (name, value) in ctx.headers.iter().filter(|(name, _)| !is_injected(name)) {
+                tr { td { code { (name) } } td { (value) } }
+            }
+        }
+    }
 }
 
-fn products() -> String {
-    let rows: String = PRODUCTS
-        .iter()
-        .map(|p| {
-            format!(
-                "<tr><td>{p}</td><td>{}</td></tr>",
-                button("/shop/add", Some(("item", p)), "Add")
-            )
-        })
-        .collect();
-    format!("<h2>Products</h2><table>{rows}</table>")
+fn products() -> Markup {
+    html! {
+        h2 { "Products" }
+        table {
+            @for p in PRODUCTS {
+                tr { td { (p) } td { (button("/shop/add", Some(("item", p)), "Add")) } }
+            }
+        }
+    }
 }
 
-fn cart(ctx: &Context) -> String {
-    let rows: String = PRODUCTS
+fn cart(ctx: &Context) -> Markup {
+    let rows: Vec<(&str, u64)> = PRODUCTS
         .into_iter()
         .map(|item| (item, ctx.quantity(item)))
         .filter(|(_, quantity)| *quantity > 0)
-        .map(|(item, quantity)| {
-            let remove = button("/shop/remove", Some(("item", item)), "Remove");
-            format!("<tr><td>{item}</td><td>{quantity}</td><td>{remove}</td></tr>")
-        })
         .collect();
-    if rows.is_empty() {
-        return "<h2>Cart</h2><p>Your cart is empty.</p>".to_owned();
+    html! {
+        h2 { "Cart" }
+        @if rows.is_empty() {
+            p { "Your cart is empty." }
+        } @else {
+            table {
+                tr { th { "Item" } th { "Quantity" } th {} }
+                @for (item, quantity) in &rows {
+                    tr { td { (item) } td { (quantity) } td { (button("/shop/remove", Some(("item", item)), "Remove")) } }
+                }
+            }
+        }
     }
-    format!("<h2>Cart</h2><table><tr><th>Item</th><th>Quantity</th><th></th></tr>{rows}</table>")
 }
 
-fn prefs_form(theme: Theme) -> String {
-    let option = |t: Theme| {
-        let selected = if t == theme { " selected" } else { "" };
-        format!(r#"<option value="{0}"{selected}>{0}</option>"#, t.as_str())
-    };
-    format!(
-        r#"<h2>Preferences</h2><form method="post" action="/prefs"><label>Theme <select name="theme">{}{}</select></label> <button>Save</button></form>"#,
-        option(Theme::Light),
-        option(Theme::Dark),
-    )
+fn prefs_form(theme: Theme) -> Markup {
+    html! {
+        h2 { "Preferences" }
+        form method="post" action="/prefs" {
+            label {
+                "Theme "
+                select name="theme" {
+                    @for t in [Theme::Light, Theme::Dark] {
+                        option value=(t.as_str()) selected[t == theme] { (t.as_str()) }
+                    }
+                }
+            }
+            " "
+            button { "Save" }
+        }
+    }
 }
 
 /// A one-button form posting to `action`, with an optional field.
-fn button(action: &str, field: Option<(&str, &str)>, label: &str) -> String {
-    let field = field
-        .map(|(name, value)| format!(r#" name="{}" value="{}""#, escape(name), escape(value)))
-        .unwrap_or_default();
-    format!(
-        r#"<form method="post" action="{}"><button{field}>{}</button></form>"#,
-        escape(action),
-        escape(label)
-    )
+fn button(action: &str, field: Option<(&str, &str)>, label: &str) -> Markup {
+    html! {
+        form method="post" action=(action) {
+            @if let Some((name, value)) = field {
+                button name=(name) value=(value) { (label) }
+            } @else {
+                button { (label) }
+            }
+        }
+    }
 }
