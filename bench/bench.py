@@ -7,6 +7,8 @@ raises the open-file limit); see docs/PERFORMANCE.md for the method.
 Configurations, all on 127.0.0.1, every server pinned to cpu0 and wrk to cpu1:
   a  backend direct          nginx serving static files (the backend)
   b  nginx proxy_pass        upstream keep-alive to the backend
+  h  haproxy                 haproxy 2.6, nbthread 1, http-reuse always (the other
+                             one-core proxy peer)
   c  usher, authenticated    valid session cookie: verify + 3 headers + forward
   d  usher, public path      /public/** allow = "anyone", no cookie
   e  usher, Redis store      the same as (c) with [session.store] kind = "redis":
@@ -47,6 +49,7 @@ BODIES = {"100B": 100, "64KiB": 65536}
 CONFIGS = {
     "a": "backend direct (nginx static)",
     "b": "nginx proxy_pass, upstream keep-alive",
+    "h": "haproxy, nbthread 1, http-reuse always",
     "c": "usher, valid session (verify + 3 headers + forward)",
     "d": "usher, public path, no session",
     "e": "usher, valid session, Redis store (load + 3 headers + forward; CPU incl. redis-server)",
@@ -266,6 +269,34 @@ def start_nginx(name, work, body):
         stdout=open(prefix / "stdout.log", "w"), stderr=subprocess.STDOUT,
     )
     return Group(name, proc)
+
+
+HAPROXY = """\
+global
+    nbthread 1
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+    timeout http-keep-alive 300s
+    option http-keep-alive
+    http-reuse always
+frontend bench
+    bind 127.0.0.1:{port}
+    default_backend backend
+backend backend
+    server nginx 127.0.0.1:{backend}
+"""
+
+
+def start_haproxy(work, port, backend):
+    conf = work / "haproxy.cfg"
+    conf.write_text(HAPROXY.format(port=port, backend=backend))
+    proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, "haproxy", "-f", str(conf), "-db"],
+                            stdout=open(work / "haproxy.log", "w"), stderr=subprocess.STDOUT)
+    return Group("haproxy", proc)
 
 
 def usher_config(work, port, backend, tls=None, redis=None, name="usher", extra=""):
@@ -535,7 +566,7 @@ def markdown(result):
         "",
         "Medians over kept rounds. *ratio* is req/s ÷ (b)'s req/s in the same round, median of the rounds "
         "(min–max in brackets); *to (c)* the same against usher's cookie store. CPU is µs of CPU time per "
-        "request (utime+stime from /proc, all threads); *proxy* is nginx (b), usher (c, d, f, g) or usher and "
+        "request (utime+stime from /proc, all threads); *proxy* is nginx (b), haproxy (h), usher (c, d, f, g) or usher and "
         "redis-server together (e); RSS at the end of the run.",
         "",
         "| config | body | req/s | ratio to (b) | to (c) | p50 ms | p99 ms | proxy CPU µs/req (user+sys) | backend CPU µs/req | proxy RSS MiB | backend RSS MiB |",
@@ -625,7 +656,7 @@ def start_servers(usher_bin, work, procs, connections):
             (docroot / d / name).write_bytes(bytes((i * 7 + 13) % 94 + 33 for i in range(size)))
     os.chmod(docroot, 0o755)
     ports = {"a": free_port(), "b": free_port(), "u": free_port(), "bt": free_port(), "ut": free_port(),
-             "ur": free_port(), "redis": free_port(), "uf": free_port(), "ug": free_port()}
+             "ur": free_port(), "redis": free_port(), "uf": free_port(), "ug": free_port(), "h": free_port()}
     cert, key = make_cert(work)
     proxy_server = PROXY_SERVER.format(port=ports["b"], backend=ports["a"], tls_port=ports["bt"], cert=cert, key=key)
     backend = start_nginx("backend", work, BACKEND_SERVER.format(port=ports["a"], docroot=docroot))
@@ -634,6 +665,9 @@ def start_servers(usher_bin, work, procs, connections):
     nginx_proxy = start_nginx("proxy", work, proxy_server)
     procs.append(nginx_proxy)
     wait_port(ports["b"], nginx_proxy.proc, "nginx proxy")
+    haproxy = start_haproxy(work, ports["h"], ports["a"])
+    procs.append(haproxy)
+    wait_port(ports["h"], haproxy.proc, "haproxy")
 
     conf = usher_config(work, ports["u"], ports["a"])
     tls_conf = usher_config(work, ports["ut"], ports["a"], tls=(cert, key))
@@ -695,9 +729,9 @@ issuer = "https://bench.test"
 
     env = {
         "backend": backend,
-        "proxy": {"a": backend, "b": nginx_proxy, "c": usher, "d": usher, "e": usher_redis,
+        "proxy": {"a": backend, "b": nginx_proxy, "h": haproxy, "c": usher, "d": usher, "e": usher_redis,
                   "f": usher_assertion, "g": usher_key, "bt": nginx_proxy, "ct": usher_tls},
-        "ports": {"a": ports["a"], "b": ports["b"], "c": ports["u"], "d": ports["u"], "e": ports["ur"],
+        "ports": {"a": ports["a"], "b": ports["b"], "h": ports["h"], "c": ports["u"], "d": ports["u"], "e": ports["ur"],
                   "f": ports["uf"], "g": ports["ug"], "bt": ports["bt"], "ct": ports["ut"]},
         "cookie_headers": dict({cfg: f"Cookie: {COOKIE_NAME}={value}" for cfg, value in cookies.items()},
                                g=f"Authorization: Bearer {api_key}"),
@@ -746,7 +780,7 @@ def sanity(env):
     cookies = {cfg: dict([h.split(": ", 1)]) for cfg, h in env["cookie_headers"].items()}
     cookie = cookies["c"]
     for body, size in BODIES.items():
-        for cfg in "abcefg":
+        for cfg in "abhcefg":
             st, b = get(env["ports"][cfg], f"/data/{body}", cookies.get(cfg))
             check(st == 200 and len(b) == size, f"({cfg}) /data/{body}: {st}, {len(b)} bytes")
         st, b = get(env["ports"]["d"], f"/public/{body}")
@@ -770,7 +804,7 @@ def sanity(env):
     for cfg in ("bt", "ct"):
         st, b = get(env["ports"][cfg], "/data/100B", cookie if cfg == "ct" else None, tls=True)
         check(st == 200 and len(b) == 100, f"({cfg}) over TLS /data/100B: {st}, {len(b)} bytes")
-    log("sanity: all seven configurations answer, and both servers over TLS; usher refuses without a "
+    log("sanity: all eight configurations answer, and both servers over TLS; usher refuses without a "
         "session and injects 3 headers")
 
 

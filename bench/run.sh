@@ -11,8 +11,8 @@
 # --connections N, --idle N, --max-foreign CORES, --max-steal CORES,
 # --out DIR, --keep-work).
 # USHER_BIN=path skips the cargo build and uses that binary.
-# Installs nginx, wrk, openssl (a test certificate) and redis-server (the
-# Redis-store row) from Debian when
+# Installs nginx, haproxy, wrk, openssl (a test certificate) and
+# redis-server (the Redis-store row) from Debian when
 # missing (needs root or sudo).
 # See docs/PERFORMANCE.md.
 set -euo pipefail
@@ -42,6 +42,7 @@ command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v taskset >/dev/null 2>&1 || need+=(util-linux)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 if [ "${#need[@]}" -gt 0 ]; then
   sudo=()
   [ "$(id -u)" -eq 0 ] || sudo=(sudo)
