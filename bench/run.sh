@@ -6,6 +6,9 @@
 #                           writes bench/results/latest.{md,json}
 #   bench/run.sh --smoke    a few seconds: every configuration answers and a
 #                           report is produced (in a temp dir); for CI
+#   bench/run.sh --counts   noise-free: callgrind instructions and strace
+#                           syscalls per request for nginx, haproxy and usher
+#                           (bench/counts.py); writes bench/results/counts.{md,json}
 #
 # Any other option goes to bench/bench.py (--rounds N, --duration S,
 # --connections N, --idle N, --max-foreign CORES, --max-steal CORES,
@@ -23,9 +26,11 @@ cd "$root"
 
 smoke=0
 criterion=1
+counts=0
 args=()
 for a in "$@"; do
   case "$a" in
+    --counts) counts=1; criterion=0 ;;
     --smoke) smoke=1; criterion=0; args+=("$a") ;;
     --no-criterion) criterion=0 ;;
     -h|--help) sed -n '2,16p' "$0"; exec python3 "$here/bench.py" --help ;;
@@ -42,6 +47,10 @@ command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v taskset >/dev/null 2>&1 || need+=(util-linux)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+if [ "$counts" -eq 1 ]; then
+  command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
+  command -v strace >/dev/null 2>&1 || need+=(strace)
+fi
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 if [ "${#need[@]}" -gt 0 ]; then
   sudo=()
@@ -87,6 +96,12 @@ ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || true
 
 out="$root/bench/results"
 [ "$smoke" -eq 0 ] || out="${TMPDIR:-/tmp}/usher-bench-smoke"
+
+if [ "$counts" -eq 1 ]; then
+  log "counts: callgrind and strace, one server at a time"
+  python3 "$here/counts.py" --usher "$usher" --out "$out" "${args[@]}"
+  exit 0
+fi
 
 start=$(date +%s)
 python3 "$here/bench.py" --usher "$usher" --out "$out" "${args[@]}"

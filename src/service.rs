@@ -300,9 +300,8 @@ impl Service {
             if endpoint == "/auth" && matches!(parts.method, Method::GET | Method::HEAD) {
                 // The guard here applies to the described request, not this GET.
                 let query = parts.uri.query();
-                return Ok(self
-                    .forward_auth(&parts.headers, query, trusted, found, &sessions)
-                    .await);
+                let check = self.forward_auth(&parts.headers, query, trusted, found, &sessions);
+                return Ok(Box::pin(check).await);
             }
             if cross_site {
                 return Ok(decide::cross_site(html));
@@ -319,7 +318,9 @@ impl Service {
                 now,
                 html,
             };
-            return Ok(self.auth.handle(Request::from_parts(parts, body), endpoint, cx).await);
+            // Boxed: usher's own endpoints (sign-in, provider callbacks)
+            // are large futures the proxied requests should not carry.
+            return Ok(Box::pin(self.auth.handle(Request::from_parts(parts, body), endpoint, cx)).await);
         }
         // usher's own cookie never reaches the app; an app-format cookie does.
         if !session.format.shared_with_app() {

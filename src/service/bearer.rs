@@ -48,11 +48,17 @@ impl Service {
                     return Err(crate::auth::machine::ambiguous());
                 }
                 let id = super::request_id::text(&trace.request_id);
-                let session = self.auth.machine(credential, trace.client, id).await?;
+                // Boxed, like the provider check below: a password or key
+                // check is a large future that most requests never need,
+                // and the pipeline's own future would otherwise carry it.
+                let session = Box::pin(self.auth.machine(credential, trace.client, id)).await?;
                 return Ok(Some(Found::request_only(session, now)));
             }
         }
-        self.bearer(headers, now, trace).await
+        if !self.providers.accept_bearer() {
+            return Ok(None);
+        }
+        Box::pin(self.bearer(headers, now, trace)).await
     }
 
     /// The session a provider's bearer token gives, `None` when the

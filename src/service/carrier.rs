@@ -12,6 +12,10 @@
 //! the store, a refresh slides the stored TTL. When the store cannot be
 //! reached the request is neither signed in nor signed out: the session is
 //! `unavailable`, nothing is cleared and no write is applied.
+//!
+//! Store calls are boxed: their futures would otherwise be part of every
+//! request's future (the pipeline's state machine holds the largest of its
+//! branches), and hyper moves that future a few times per request.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -154,7 +158,7 @@ pub async fn read(headers: &HeaderMap, client: IpAddr, s: &Sessions<'_>) -> Foun
     };
     if let Some(store) = s.store {
         if let Some(payload) = found.session.take() {
-            found = load(store, payload, found, headers, client, s).await;
+            found = Box::pin(load(store, payload, found, headers, client, s)).await;
         } else {
             // A session a backend write makes for this browser records it.
             found.client = Some((client, user_agent(headers)));
@@ -162,7 +166,7 @@ pub async fn read(headers: &HeaderMap, client: IpAddr, s: &Sessions<'_>) -> Foun
     }
     if found.session.as_ref().is_some_and(|f| user_removed(f, s.users)) {
         if let (Some(store), Some((sid, record))) = (s.store, &found.stored)
-            && let Err(e) = store.delete(sid, &record.user).await
+            && let Err(e) = Box::pin(store.delete(sid, &record.user)).await
         {
             warn!(error = %e, "could not delete the session of a removed user from the store");
         }
@@ -270,7 +274,7 @@ pub async fn write_back(res: &mut HeaderMap, server_error: bool, found: Found, s
     }
     match outcome {
         Some((Outcome::Clear, ..)) => {
-            if let Err(e) = end(res, found.stored(), s).await {
+            if let Err(e) = Box::pin(end(res, found.stored(), s)).await {
                 warn!(error = %e, "backend cleared the session; the stored copy may live on until its TTL");
             }
         }
@@ -286,7 +290,7 @@ pub async fn write_back(res: &mut HeaderMap, server_error: bool, found: Found, s
                         _ => None,
                     };
                     let ttl = ttl(&session, cfg, s.now);
-                    match store.update(&sid, record, change, s.now, ttl).await {
+                    match Box::pin(store.update(&sid, record, change, s.now, ttl)).await {
                         Ok(Updated::Written(_) | Updated::Unchanged) => {
                             if found.refresh {
                                 set_sid(res, &sid, &session, s);
@@ -306,7 +310,7 @@ pub async fn write_back(res: &mut HeaderMap, server_error: bool, found: Found, s
                         ip,
                         user_agent: &ua,
                     };
-                    if let Err(e) = set_with(res, &session, meta, store, s).await {
+                    if let Err(e) = Box::pin(set_with(res, &session, meta, store, s)).await {
                         warn!(error = %e, "backend session write lost: the session store failed");
                     }
                 }
@@ -326,10 +330,8 @@ async fn keep(res: &mut HeaderMap, found: Found, s: &Sessions<'_>) {
     match (found.session, found.stored) {
         (Some(session), Some((sid, record))) if found.refresh => {
             let Some(store) = s.store else { return };
-            match store
-                .touch(&sid, &record.user, s.now, ttl(&session, s.cfg, s.now))
-                .await
-            {
+            let ttl = ttl(&session, s.cfg, s.now);
+            match Box::pin(store.touch(&sid, &record.user, s.now, ttl)).await {
                 Ok(true) => {
                     set_sid(res, &sid, &session, s);
                 }
