@@ -104,7 +104,12 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--only", default="bhcd", help="servers to count (letters of " + "".join(SERVERS) + ")")
     ap.add_argument("--tools", default="callgrind,strace")
+    ap.add_argument("--guard", metavar="JSON",
+                    help="count (c) under callgrind only and fail (exit 1) when it is more than 5 %% above "
+                         "the figure in this counts.json")
     args = ap.parse_args()
+    if args.guard:
+        args.only, args.tools = "c", "callgrind"
     work = Path(tempfile.mkdtemp(prefix="usher-counts-"))
     os.chmod(work, 0o755)
     procs = []
@@ -172,6 +177,19 @@ def main():
             lines.append(f"| ({r['config']}) {r['server']} | {ins} | {sys_} |")
         (out / "counts.md").write_text("\n".join(lines) + "\n")
         print("\n".join(lines))
+        if args.guard:
+            base = json.loads(Path(args.guard).read_text())
+            committed = next(r["callgrind"] for r in base["rows"] if r["config"] == "c")
+            now = rows[0]["callgrind"]
+            ratio = now / committed
+            b.log(f"guard: (c) {now:,.0f} instructions per request, committed {committed:,.0f} "
+                  f"({base.get('valgrind')}, {base.get('rustc')}): {ratio:.3f}x")
+            if ratio > 1.05:
+                raise SystemExit(
+                    f"usher's instructions per authenticated request rose {100 * (ratio - 1):.1f} % above the "
+                    f"figure in {args.guard} (limit 5 %). If the rise is understood and accepted (or the "
+                    "toolchain or valgrind changed), re-baseline with `bench/run.sh --counts` and commit "
+                    "bench/results/counts.* in a reviewed change.")
     finally:
         for g in procs:
             g.proc.terminate()

@@ -9,6 +9,8 @@
 #   bench/run.sh --counts   noise-free: callgrind instructions and strace
 #                           syscalls per request for nginx, haproxy and usher
 #                           (bench/counts.py); writes bench/results/counts.{md,json}
+#   bench/run.sh --guard    for CI: fails when usher's instructions per
+#                           authenticated request are >5 % above counts.json
 #
 # Any other option goes to bench/bench.py (--rounds N, --duration S,
 # --connections N, --idle N, --max-foreign CORES, --max-steal CORES,
@@ -31,6 +33,7 @@ args=()
 for a in "$@"; do
   case "$a" in
     --counts) counts=1; criterion=0 ;;
+    --guard) counts=1; criterion=0; args+=(--guard "$root/bench/results/counts.json") ;;
     --smoke) smoke=1; criterion=0; args+=("$a") ;;
     --no-criterion) criterion=0 ;;
     -h|--help) sed -n '2,16p' "$0"; exec python3 "$here/bench.py" --help ;;
@@ -99,6 +102,9 @@ out="$root/bench/results"
 
 if [ "$counts" -eq 1 ]; then
   log "counts: callgrind and strace, one server at a time"
+  case " ${args[*]} " in
+    *" --guard "*) out="${TMPDIR:-/tmp}/usher-bench-guard" ;;
+  esac
   python3 "$here/counts.py" --usher "$usher" --out "$out" "${args[@]}"
   exit 0
 fi
