@@ -356,26 +356,45 @@ impl Auth {
         }
     }
 
-    /// Verify on a blocking thread, once a turn is free.
-    async fn check_password(&self, username: &str, password: &str) -> Checked {
+    /// Run a hash check on a blocking thread once one of the
+    /// `login.concurrent_hashes` turns is free; `None` when no turn came
+    /// within [`HASH_WAIT`]. A check that panicked counts as failed
+    /// (`T::default()`).
+    pub(crate) async fn hash_turn<T: Default + Send + 'static>(
+        &self,
+        check: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
         let turn = Arc::clone(&self.hashing.0).acquire_owned();
         let Ok(Ok(turn)) = tokio::time::timeout(HASH_WAIT, turn).await else {
-            return Checked::Busy;
+            return None;
         };
-        let config = Arc::clone(&self.config);
-        let (username, password) = (username.to_string(), password.to_string());
         let checked = tokio::task::spawn_blocking(move || {
             // The turn is given back when the check ends, even if the
             // client has gone: a dropped request cannot free it early.
             let _turn = turn;
-            config
-                .login
-                .users
-                .verify(&username, &password)
-                .map(|u| (u.name.clone(), u.email.clone(), u.groups.clone()))
+            check()
         })
         .await;
-        let Ok(Some((name, email, groups))) = checked else {
+        Some(checked.unwrap_or_default())
+    }
+
+    /// Verify on a blocking thread, once a turn is free.
+    async fn check_password(&self, username: &str, password: &str) -> Checked {
+        let config = Arc::clone(&self.config);
+        let (username, password) = (username.to_string(), password.to_string());
+        let checked = self
+            .hash_turn(move || {
+                config
+                    .login
+                    .users
+                    .verify(&username, &password)
+                    .map(|u| (u.name.clone(), u.email.clone(), u.groups.clone()))
+            })
+            .await;
+        let Some(checked) = checked else {
+            return Checked::Busy;
+        };
+        let Some((name, email, groups)) = checked else {
             return Checked::Failed;
         };
         let mut payload = Map::new();

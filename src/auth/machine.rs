@@ -218,29 +218,25 @@ impl Auth {
             None => "api_key:(unknown)".to_string(),
         };
         self.credential_allowed(ip, &label).await?;
-        let Ok(turn) = tokio::time::timeout(super::HASH_WAIT, Arc::clone(&self.hashing.0).acquire_owned()).await else {
-            return Err(busy());
-        };
-        let Ok(turn) = turn else { return Err(busy()) };
         let (hash, secret) = match found {
             Some((k, secret)) => (Some(k.hash.clone()), secret.to_string()),
             None => (None, key.to_string()),
         };
         let config = Arc::clone(&self.config);
-        self.metrics.api_key_hash();
-        let ok = tokio::task::spawn_blocking(move || {
-            let _turn = turn;
-            match hash {
+        let checked = self
+            .hash_turn(move || match hash {
                 Some(h) => h.verify(&secret),
                 // An unknown id costs one hash, like a wrong secret.
                 None => {
                     let _ = config.login.users.verify("\0usher-api-key", &secret);
                     false
                 }
-            }
-        })
-        .await
-        .unwrap_or(false);
+            })
+            .await;
+        let Some(ok) = checked else {
+            return Err(busy());
+        };
+        self.metrics.api_key_hash();
         match found {
             Some((k, _)) if ok => {
                 keys.remember(digest);
