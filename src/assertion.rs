@@ -136,6 +136,13 @@ impl Signer {
         Some(token)
     }
 
+    /// Put the assertion for `session` into `headers` (see [`Signer::token`]).
+    pub fn insert_into(&self, headers: &mut http::HeaderMap, session: &Map<String, Value>, origin: &str, now: u64) {
+        if let Some(token) = self.token(session, origin, now) {
+            headers.insert(self.header.clone(), token);
+        }
+    }
+
     fn sign(&self, session: &Map<String, Value>, issuer: &str, now: u64) -> Option<HeaderValue> {
         let mut claims = Map::new();
         for (claim, field) in &self.claims {

@@ -362,9 +362,7 @@ impl Service {
         self.plan.inject(&mut parts.headers, found.session.as_ref());
         if let (Some(signer), Some(session)) = (&self.signer, found.session.as_ref()) {
             let origin = forwarded_origin(&parts.headers);
-            if let Some(token) = signer.token(session, &origin, now) {
-                parts.headers.insert(signer.header().clone(), token);
-            }
+            signer.insert_into(&mut parts.headers, session, &origin, now);
         }
         if let Some(protocol) = upgrade.clone() {
             hop::restore_upgrade(&mut parts.headers, protocol);

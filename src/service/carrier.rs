@@ -79,7 +79,8 @@ pub struct Found {
     /// The session lives for this request only (a bearer token, an API
     /// key): no cookie is ever set for it, and backend writes are dropped.
     request_only: bool,
-    /// Redis store: the cookie's session id and the record it loaded.
+    /// Redis store: the cookie's session id and the record it loaded,
+    /// without its fields (they are `session`; not copied per request).
     stored: Option<(String, Record)>,
     /// Redis store: a session cookie was sent but the store could not be
     /// asked. Neither signed in nor signed out.
@@ -190,8 +191,9 @@ async fn load(
         return Found::rejected(Rejected::Malformed, true, s);
     };
     match store.load(sid).await {
-        Ok(Some(record)) => Found {
-            session: Some(record.data.clone()),
+        Ok(Some(mut record)) => Found {
+            // The fields move to `session`; the record keeps the rest.
+            session: Some(std::mem::take(&mut record.data)),
             stored: Some((sid.to_string(), record)),
             client: Some((client, user_agent(headers))),
             ..found
@@ -283,7 +285,9 @@ pub async fn write_back(res: &mut HeaderMap, server_error: bool, found: Found, s
                 warn!(fields = ?ignored, "backend session write named fields that are not writable; ignored");
             }
             match (s.store, found.stored) {
-                (Some(store), Some((sid, record))) => {
+                (Some(store), Some((sid, mut record))) => {
+                    // The compare-and-set starts from the fields as loaded.
+                    record.data = found.session.unwrap_or_default();
                     // Re-applied to the newest fields until it lands.
                     let change = |current: &Map<String, Value>| match patch::apply(Some(current), &bytes, writable) {
                         Outcome::Update { session, .. } => Some(session),

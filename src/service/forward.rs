@@ -91,9 +91,7 @@ impl Service {
             // The front proxy copies the assertion to the app like the others.
             if let (Some(signer), Some(session)) = (&self.signer, found.session.as_ref()) {
                 let origin = described.origin.as_deref().unwrap_or("");
-                if let Some(token) = signer.token(session, origin, sessions.now) {
-                    res.headers_mut().insert(signer.header().clone(), token);
-                }
+                signer.insert_into(res.headers_mut(), session, origin, sessions.now);
             }
         }
         super::carrier::write_back(res.headers_mut(), false, found, sessions).await;
