@@ -14,6 +14,7 @@ Python 3.11 standard library only.
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +29,8 @@ CONNECTIONS = 16
 # (short, long) wrk durations in seconds; under valgrind a server answers
 # a few thousand requests a second.
 DURATIONS = (2, 6)
+# Where to keep the long runs' callgrind files (--keep), for callgrind_annotate.
+KEEP = None
 
 SERVERS = {
     "b": "nginx proxy_pass, upstream keep-alive",
@@ -50,7 +53,7 @@ def nginx_single(work, port, backend):
     return ["nginx", "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)]
 
 
-def run_under(tool, cmd, port, path, headers, duration, work, env):
+def run_under(tool, cmd, port, path, headers, duration, work, env, label=""):
     """Start `cmd` under `tool`, load it for `duration` s, stop it; (total, requests)."""
     out = work / f"{tool}-{port}-{duration}-{time.monotonic_ns()}"
     if tool == "callgrind":
@@ -79,6 +82,10 @@ def run_under(tool, cmd, port, path, headers, duration, work, env):
     if tool == "callgrind":
         total = 0
         for f in work.glob(out.name + ".*"):
+            if f.suffix == ".log":
+                continue
+            if KEEP and duration == DURATIONS[1]:
+                shutil.copy(f, KEEP / f"{Path(cmd[0]).name}-{label}.callgrind")
             for line in f.read_text(errors="replace").splitlines():
                 if line.startswith("summary:") or line.startswith("totals:"):
                     total += int(line.split()[1])
@@ -91,8 +98,8 @@ def run_under(tool, cmd, port, path, headers, duration, work, env):
     return total, res["requests"]
 
 
-def per_request(tool, cmd, port, path, headers, work, env):
-    (t1, n1), (t2, n2) = (run_under(tool, cmd, port, path, headers, d, work, env) for d in DURATIONS)
+def per_request(tool, cmd, port, path, headers, work, env, label):
+    (t1, n1), (t2, n2) = (run_under(tool, cmd, port, path, headers, d, work, env, label) for d in DURATIONS)
     if n2 <= n1 or t2 <= t1:
         raise SystemExit(f"{tool} {cmd[0]}: the long run did not add requests ({n1} -> {n2}) or counts")
     return (t2 - t1) / (n2 - n1), n2 - n1
@@ -107,7 +114,14 @@ def main():
     ap.add_argument("--guard", metavar="JSON",
                     help="count (c) under callgrind only and fail (exit 1) when it is more than 5 %% above "
                          "the figure in this counts.json")
+    ap.add_argument("--keep", metavar="DIR",
+                    help="copy each long run's callgrind output here (<server>-<config>.callgrind) for "
+                         "callgrind_annotate --inclusive=yes")
     args = ap.parse_args()
+    global KEEP
+    if args.keep:
+        KEEP = Path(args.keep).resolve()
+        KEEP.mkdir(parents=True, exist_ok=True)
     if args.guard:
         args.only, args.tools = "c", "callgrind"
     work = Path(tempfile.mkdtemp(prefix="usher-counts-"))
@@ -146,7 +160,7 @@ def main():
                     path = "/public/100B"
             row = {"config": cfg, "server": SERVERS[cfg]}
             for tool in args.tools.split(","):
-                value, requests = per_request(tool, cmd, port, path, headers, work, env)
+                value, requests = per_request(tool, cmd, port, path, headers, work, env, cfg)
                 row[tool] = value
                 row[f"{tool}_requests"] = requests
                 b.log(f"counts ({cfg}) {tool}: {value:,.2f} per request over {requests:,} requests")

@@ -31,6 +31,7 @@ use crate::oidc::Providers;
 use crate::proxy::{Upstream, UpstreamBody};
 use crate::server::RequestBody;
 use crate::session::cookie;
+use crate::session::verified::Verified;
 use crate::store::{RedisStore, StoreError};
 use crate::tls::TlsError;
 use crate::{guard, respond, target};
@@ -65,6 +66,9 @@ pub struct Service {
     signer: Option<Arc<Signer>>,
     /// Upstream failure lines, at most one per interval.
     failures: failures::FailureLog,
+    /// Session cookie values whose signature verified (this generation's
+    /// keys only: a reload starts it empty).
+    verified: Verified,
 }
 
 /// Why a service could not be built from a valid configuration.
@@ -146,6 +150,7 @@ impl Service {
             store,
             signer,
             failures: failures::FailureLog::default(),
+            verified: Verified::default(),
         })
     }
 
@@ -197,7 +202,7 @@ impl Service {
 
     /// The session phases' view of this service at `now`.
     fn sessions(&self, now: u64) -> Sessions<'_> {
-        Sessions::new(&self.config, self.store.as_deref(), &self.metrics, now)
+        Sessions::new(&self.config, self.store.as_deref(), &self.metrics, now).remembering(&self.verified)
     }
 
     /// Handle one request; never fails: errors become responses.

@@ -29,6 +29,7 @@ use crate::config;
 use crate::metrics::Metrics;
 use crate::session::codec::{AUTH_METHOD_FIELD, AUTH_TIME_FIELD, BY_PASSWORD, DEFAULT_MAX_VALUE_LEN};
 use crate::session::patch::{self, Outcome};
+use crate::session::verified::Verified;
 use crate::session::{self, Limits, Rejected, SetCookieError, cookie};
 use crate::store::{Meta, Record, RedisStore, SID_FIELD, StoreError, Updated, id_payload, is_sid};
 
@@ -46,6 +47,8 @@ pub struct Sessions<'a> {
     pub metrics: &'a Metrics,
     /// Unix seconds.
     pub now: u64,
+    /// Cookie values already verified (the proxy's; `None` elsewhere).
+    pub verified: Option<&'a Verified>,
 }
 
 impl<'a> Sessions<'a> {
@@ -57,6 +60,15 @@ impl<'a> Sessions<'a> {
             users: &config.login.users,
             metrics,
             now,
+            verified: None,
+        }
+    }
+
+    /// Remember verified cookie values in `memory`.
+    pub fn remembering(self, memory: &'a Verified) -> Self {
+        Sessions {
+            verified: Some(memory),
+            ..self
         }
     }
 }
@@ -128,7 +140,12 @@ pub async fn read(headers: &HeaderMap, client: IpAddr, s: &Sessions<'_>) -> Foun
     let cfg = s.cfg;
     let limits = limits(cfg);
     let open = |name: &str| {
-        cookie::find(headers, name).and_then(|value| cfg.format.open(name, value, &cfg.keys, s.now, &limits))
+        cookie::find(headers, name).and_then(|value| match s.verified {
+            Some(memory) => cfg
+                .format
+                .open_remembered(memory, name, value, &cfg.keys, s.now, &limits),
+            None => cfg.format.open(name, value, &cfg.keys, s.now, &limits),
+        })
     };
     let mut legacy = false;
     let mut opened = open(cfg.cookie.name());

@@ -13,6 +13,7 @@ use super::codec::{self, Limits, Opened, Rejected};
 use super::compat::{CompatRejected, flask, starlette};
 use super::key::Keys;
 use super::sealed;
+use super::verified::Verified;
 
 /// `[session] format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +66,31 @@ impl Format {
             issued_at: now,
             stale_key: false,
         })
+    }
+
+    /// [`Format::open`], remembering verified values in `memory`: a value
+    /// seen before skips the MAC (or decryption) and the JSON parse, never
+    /// the time checks. Only usher's own formats are remembered (the app
+    /// formats' times are inside their signed values).
+    pub fn open_remembered(
+        self,
+        memory: &Verified,
+        name: &str,
+        value: &str,
+        keys: &Keys,
+        now: u64,
+        limits: &Limits,
+    ) -> Result<Opened, Rejected> {
+        if self.shared_with_app() || value.len() > limits.max_value_len {
+            return self.open(name, value, keys, now, limits);
+        }
+        if let Some(opened) = memory.get(name, value) {
+            codec::check_times(opened.issued_at, &opened.payload, now, limits)?;
+            return Ok(opened);
+        }
+        let opened = self.open(name, value, keys, now, limits)?;
+        memory.remember(name, value, &opened);
+        Ok(opened)
     }
 
     /// Seal `payload` as of `now` with the signing key.
@@ -125,5 +151,57 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_remembered_value_skips_only_the_signature() {
+        let keys = Keys::new(vec![Key::new(b"short-app-secret".to_vec(), 0).expect("key")]).expect("keys");
+        let limits = Limits {
+            max_age: 3600,
+            max_lifetime: Some(7200),
+            max_value_len: 4096,
+        };
+        let payload = json!({"user": "alice", "auth_time": 1000});
+        let payload = payload.as_object().expect("map");
+        for format in [Format::Usher, Format::Sealed] {
+            let memory = Verified::default();
+            let value = format.seal("session", payload, 1000, &keys);
+            let open = |now, limits: &Limits| format.open_remembered(&memory, "session", &value, &keys, now, limits);
+            assert_eq!(open(1010, &limits).map(|o| o.payload), Ok(payload.clone()));
+            assert_eq!(memory.len(), 1, "{format:?}: remembered once verified");
+            assert_eq!(open(1020, &limits).map(|o| o.payload), Ok(payload.clone()));
+            assert_eq!(open(1000 + 3601, &limits), Err(Rejected::Expired), "{format:?}");
+            assert_eq!(open(600, &limits), Err(Rejected::Future), "{format:?}");
+            let shorter = Limits {
+                max_age: 9000,
+                ..limits
+            };
+            assert_eq!(
+                open(1000 + 7201, &shorter),
+                Err(Rejected::LifetimeExceeded),
+                "{format:?}"
+            );
+            // A tampered value is never remembered, and the name still counts.
+            let mut forged = value.clone();
+            forged.pop();
+            forged.push(if value.ends_with('A') { 'B' } else { 'A' });
+            let forged_open = format.open_remembered(&memory, "session", &forged, &keys, 1010, &limits);
+            assert!(forged_open.is_err(), "{format:?}");
+            assert!(
+                format
+                    .open_remembered(&memory, "other", &value, &keys, 1010, &limits)
+                    .is_err()
+            );
+            assert_eq!(memory.len(), 1, "{format:?}: nothing but the valid value");
+        }
+        // The app formats are never remembered: their times are signed in.
+        let memory = Verified::default();
+        let value = Format::Flask.seal("session", payload, 1000, &keys);
+        assert!(
+            Format::Flask
+                .open_remembered(&memory, "session", &value, &keys, 1010, &limits)
+                .is_ok()
+        );
+        assert!(memory.is_empty());
     }
 }

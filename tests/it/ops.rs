@@ -114,6 +114,55 @@ async fn sighup_reloads_under_load_and_a_broken_config_keeps_the_old_one() {
     );
 }
 
+/// The proxy remembers cookie values it verified; a reload that changes the
+/// keys forgets them, so a session signed by a retired key ends at once.
+#[tokio::test]
+async fn a_reload_with_new_keys_forgets_remembered_cookies() {
+    let up = spawn_echo_upstream().await;
+    let dir = crate::support::TempDir::new("keys");
+    let keys = dir.join("keys");
+    let (old, new) = ("o".repeat(40), "n".repeat(40));
+    std::fs::write(&keys, format!("{old}\n")).expect("keys");
+    let text = config(up.addr, "[session.forward]\n\"X-Forwarded-User\" = \"user\"\n").replace(
+        "[session]\nsecure = false\n",
+        &format!(
+            "[session]\nsecure = false\ncookie_name = \"sid\"\nsecret_keys_file = \"{}\"\n",
+            keys.display()
+        ),
+    );
+    let usher = Usher::start_with_env(&["run"], Some(&text), &[("USHER_SECRET_KEYS", "")]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let payload = serde_json::json!({"user": "quinn"});
+    let key = usher::session::Key::new(old.into_bytes(), 32).expect("key");
+    let cookie = format!(
+        "sid={}",
+        usher::session::seal("sid", payload.as_object().expect("map"), now, &key)
+    );
+    let c = reqwest::Client::new();
+    let user = || async {
+        let res = c
+            .get(usher.url("/"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("send");
+        Seen(res.json::<Value>().await.expect("json")).one("x-forwarded-user")
+    };
+    assert_eq!(user().await.as_deref(), Some("quinn"));
+    assert_eq!(user().await.as_deref(), Some("quinn"), "remembered");
+    std::fs::write(&keys, format!("{new}\n")).expect("keys");
+    usher.signal("HUP");
+    wait_for_log(&usher, "configuration reloaded").await;
+    assert_eq!(
+        user().await,
+        None,
+        "the old key was retired: the remembered value is forgotten"
+    );
+}
+
 async fn wait_for_log(usher: &Usher, needle: &str) {
     wait_for_logged(usher, needle, 1).await;
 }
