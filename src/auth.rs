@@ -18,7 +18,6 @@ pub mod limit;
 pub mod machine;
 mod oidc;
 pub mod page;
-pub mod users;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -34,16 +33,17 @@ use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::assertion::Signer;
-use crate::body::{self, Body};
 use crate::config::Config;
+use crate::conn::RequestBody;
 use crate::metrics::{LoginResult, Metrics};
 use crate::oidc::Providers;
 use crate::redirect::AllowedHosts;
 use crate::respond;
-use crate::server::RequestBody;
+use crate::respond::{self as body, Body};
 use crate::session::codec::{AUTH_METHOD_FIELD, AUTH_TIME_FIELD, BY_PASSWORD};
 use crate::session::cookie;
 use crate::store::{Meta, RedisStore, StoreError};
+use crate::users;
 
 /// Largest form body accepted by the endpoints.
 const FORM_LIMIT: usize = 16 * 1024;
@@ -174,8 +174,8 @@ impl Auth {
     }
 
     /// The session phases' view at `now`.
-    fn sessions(&self, now: u64) -> crate::service::Sessions<'_> {
-        crate::service::Sessions::new(&self.config, self.store.as_deref(), &self.metrics, now)
+    fn sessions(&self, now: u64) -> crate::carrier::Sessions<'_> {
+        crate::carrier::Sessions::new(&self.config, self.store.as_deref(), &self.metrics, now)
     }
 
     /// Answer a request for `<prefix><endpoint>`.
@@ -191,7 +191,7 @@ impl Auth {
                 if let Some(provider) = auto.and_then(|id| self.providers.get(id)) {
                     // Straight to the provider, unless someone is signed in
                     // (the page then offers to continue or switch).
-                    if cx.session.and_then(crate::service::identity).is_none() {
+                    if cx.session.and_then(crate::carrier::identity).is_none() {
                         return self.oidc_start(provider, req.uri().query(), &cx);
                     }
                 }
@@ -238,7 +238,7 @@ impl Auth {
         let action = format!("{}/login", self.config.server.prefix);
         let signed_in = cx
             .session
-            .and_then(crate::service::identity)
+            .and_then(crate::carrier::identity)
             .map(|who| (who.user().to_string(), format!("{}/logout", self.config.server.prefix)));
         let html = page::login(&page::LoginForm {
             app_name: &login.app_name,
@@ -456,7 +456,7 @@ impl Auth {
             ip: cx.ip,
             user_agent,
         };
-        crate::service::create_session(res.headers_mut(), payload, meta, &sessions).await
+        crate::carrier::create(res.headers_mut(), payload, meta, &sessions).await
     }
 
     fn too_many(&self, wait: Duration, cx: &Context<'_>) -> Response<Body> {
@@ -493,7 +493,7 @@ impl Auth {
             return store_down(cx.html);
         }
         let mut res = redirect(StatusCode::SEE_OTHER, provider_end.as_deref().unwrap_or(&rd));
-        if let Err(e) = crate::service::end_session(res.headers_mut(), cx.stored, &self.sessions(cx.now)).await {
+        if let Err(e) = crate::carrier::end(res.headers_mut(), cx.stored, &self.sessions(cx.now)).await {
             warn!(error = %e, request_id = cx.request_id, "sign-out could not end the stored session");
             return store_down(cx.html);
         }
@@ -521,7 +521,7 @@ impl Auth {
         if cx.unavailable {
             return store_down(cx.html);
         }
-        let Some(session) = cx.session.filter(|s| crate::service::identity(s).is_some()) else {
+        let Some(session) = cx.session.filter(|s| crate::carrier::identity(s).is_some()) else {
             return unauthenticated(&self.config);
         };
         let s = &self.config.session;
@@ -592,7 +592,7 @@ pub fn unauthenticated(config: &Config) -> Response<Body> {
 /// A refusal the client may retry after `secs` seconds (`Retry-After`).
 /// 503 when the session store cannot be reached.
 fn store_down(html: bool) -> Response<Body> {
-    crate::service::store_unavailable(html)
+    crate::respond::store_unavailable(html)
 }
 
 fn try_again_after(secs: u64, status: StatusCode, code: &str, message: &str, html: bool) -> Response<Body> {

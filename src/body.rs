@@ -1,8 +1,8 @@
-//! The one response body type: a streamed upstream body or a small body
-//! usher wrote itself. An enum rather than a boxed trait object, so the
-//! proxied path allocates nothing for it. Also [`Watched`], hyper's body
-//! with something to do once it has been read to its end, and [`Paced`], a
-//! body that fails when it stalls.
+//! The body parts every layer builds on: [`Watched`], hyper's body with
+//! something to do once it has been read to its end, and [`Paced`], a body
+//! that fails when it stalls. The bottom layer: imports no other module of
+//! usher's (the response body type that names the upstream's body is
+//! `respond::Body`, above `proxy`).
 
 pub mod paced;
 
@@ -13,28 +13,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-
-use crate::proxy::Streamed;
-
-/// Body of every response usher sends.
-pub type Body = Either<Streamed, Full<Bytes>>;
-
-/// A body usher wrote itself.
-pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Either::Right(Full::new(bytes.into()))
-}
-
-/// An empty body.
-pub fn empty() -> Body {
-    Either::Right(Full::new(Bytes::new()))
-}
-
-/// A streamed body from the upstream.
-pub fn streamed(upstream: Streamed) -> Body {
-    Either::Left(upstream)
-}
 
 /// What to do once a body has been read to its end.
 pub trait AtEnd {

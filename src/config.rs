@@ -23,11 +23,12 @@ use http::uri::{Authority, Scheme};
 use ipnet::IpNet;
 
 use crate::access::Policy;
-use crate::auth::users::Users;
 use crate::redirect::AllowedHosts;
 use crate::session::format::Format;
 use crate::session::{CookieAttrs, Keys};
+use crate::users::Users;
 
+pub use crate::session::patch::Writable;
 pub use duration::{format_duration, parse_duration};
 pub use oidc::is_loopback_url;
 pub use validate::{ConfigError, Problem};
@@ -149,29 +150,6 @@ pub struct Writes {
     pub header: HeaderName,
     /// Fields the backend may set.
     pub writable: Writable,
-}
-
-/// Which top-level session fields a backend may write.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Writable {
-    /// `"*"`: any field except those usher manages.
-    Any,
-    /// Only these.
-    Fields(Vec<String>),
-}
-
-impl Writable {
-    /// Whether the backend may write `field`. `auth_time` never.
-    pub fn allows(&self, field: &str) -> bool {
-        use crate::session::codec::{AUTH_METHOD_FIELD, AUTH_TIME_FIELD};
-        if field == AUTH_TIME_FIELD || field == AUTH_METHOD_FIELD || field == crate::store::SID_FIELD {
-            return false;
-        }
-        match self {
-            Writable::Any => true,
-            Writable::Fields(fields) => fields.iter().any(|f| f == field),
-        }
-    }
 }
 
 /// The variable holding the session keys (overrides the file).

@@ -91,7 +91,7 @@ pub fn config(upstream: SocketAddr, key: String, oidc: Option<(&DemoOidc, Socket
         var: &var,
         ..Environment::none()
     };
-    let hash = crate::auth::users::hash_password(DEMO_USER.1).map_err(|e| anyhow::anyhow!(e))?;
+    let hash = crate::users::hash_password(DEMO_USER.1).map_err(|e| anyhow::anyhow!(e))?;
     let mut text = config_text(upstream, &hash);
     if let Some((oidc, listen)) = oidc {
         text.push_str(&oidc_text(oidc, listen));

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::config::{self, format_duration};
+use crate::logfmt::rfc3339;
 use crate::session::codec::DEFAULT_MAX_VALUE_LEN;
 use crate::session::{Limits, Rejected};
 
@@ -108,15 +109,6 @@ fn stored_note(cfg: &config::Session, payload: &serde_json::Map<String, serde_js
         ),
         _ => String::new(),
     }
-}
-
-/// Unix seconds as RFC 3339 in UTC (`2026-12-02T05:30:00Z`).
-pub fn rfc3339(unix: u64) -> String {
-    let at = i64::try_from(unix)
-        .ok()
-        .and_then(|n| time::OffsetDateTime::from_unix_timestamp(n).ok());
-    at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| "(out of range)".to_string())
 }
 
 #[cfg(test)]

@@ -17,8 +17,10 @@ pub mod admin;
 pub mod assertion;
 pub mod auth;
 pub mod body;
+pub mod carrier;
 pub mod cli;
 pub mod config;
+pub mod conn;
 pub mod demo;
 pub mod error;
 #[doc(hidden)]
@@ -40,6 +42,7 @@ pub mod session;
 pub mod store;
 pub mod target;
 pub mod tls;
+pub mod users;
 
 use std::future::Future;
 use std::sync::Arc;

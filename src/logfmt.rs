@@ -35,6 +35,15 @@ pub fn escape_into(out: &mut impl fmt::Write, text: &str) -> fmt::Result {
     Ok(())
 }
 
+/// Unix seconds as RFC 3339 in UTC (`2026-12-02T05:30:00Z`).
+pub fn rfc3339(unix: u64) -> String {
+    let at = i64::try_from(unix)
+        .ok()
+        .and_then(|n| time::OffsetDateTime::from_unix_timestamp(n).ok());
+    at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| "(out of range)".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

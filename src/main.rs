@@ -194,7 +194,7 @@ fn hash_password() -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    match usher::auth::users::hash_password(&password) {
+    match usher::users::hash_password(&password) {
         Ok(hash) => {
             println!("{hash}");
             ExitCode::SUCCESS

@@ -25,10 +25,10 @@ use tracing::debug;
 use crate::body::paced::Side;
 use crate::body::{ClientBodyError, Paced, Progress, Stalled};
 use crate::config;
+use crate::conn::{ClientIo, HandOff, RequestBody};
 use crate::error::RequestError;
 use crate::hop;
 use crate::metrics::Metrics;
-use crate::server::{ClientIo, HandOff, RequestBody};
 use crate::tls::{self, TlsError};
 
 mod pool;

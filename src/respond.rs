@@ -6,7 +6,30 @@ use http::{Method, Response, StatusCode};
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use crate::body::{self, Body};
+use bytes::Bytes;
+use http_body_util::{Either, Full};
+
+use crate::proxy::Streamed;
+
+/// Body of every response usher sends: a streamed upstream body or a
+/// small body usher wrote itself. An enum rather than a boxed trait object,
+/// so the proxied path allocates nothing for it.
+pub type Body = Either<Streamed, Full<Bytes>>;
+
+/// A body usher wrote itself.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Either::Right(Full::new(bytes.into()))
+}
+
+/// An empty body.
+pub fn empty() -> Body {
+    Either::Right(Full::new(Bytes::new()))
+}
+
+/// A streamed body from the upstream.
+pub fn streamed(upstream: Streamed) -> Body {
+    Either::Left(upstream)
+}
 
 /// Whether a request comes from a browser navigating (sent to sign in
 /// rather than answered 401): GET or HEAD, and [`prefers_html`].
@@ -59,7 +82,7 @@ pub fn error(status: StatusCode, code: &str, message: &str, html: bool) -> Respo
         let doc = serde_json::json!({ "error": code, "message": message });
         ("application/json", doc.to_string())
     };
-    let mut res = Response::new(body::full(text));
+    let mut res = Response::new(full(text));
     *res.status_mut() = status;
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -85,7 +108,7 @@ pub fn forbidden(prefix: &str, html: bool) -> Response<Body> {
                 a href="/" { "Back to the start page" }
             }
         };
-        *res.body_mut() = body::full(page("403 Forbidden", links));
+        *res.body_mut() = full(page("403 Forbidden", links));
     }
     res
 }
@@ -142,6 +165,24 @@ pub fn escape(text: &str) -> String {
         }
     }
     out
+}
+
+/// How long a client is asked to wait when the session store is down.
+pub const STORE_RETRY_AFTER: &str = "2";
+
+/// The answer when a request needs a session and the store cannot be
+/// asked: 503 with `Retry-After`, never a sign-in redirect or a cleared
+/// cookie.
+pub fn store_unavailable(html: bool) -> Response<Body> {
+    let mut res = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "session_store_unavailable",
+        "Your session cannot be checked right now. Please try again in a moment.",
+        html,
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static(STORE_RETRY_AFTER));
+    res
 }
 
 #[cfg(test)]

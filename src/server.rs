@@ -5,15 +5,9 @@
 //! knowledge, or ALPN on TLS) through hyper-util's auto connection. Knows
 //! nothing of sessions or headers.
 
-mod account;
 mod bell;
 mod client;
-mod exchange;
 mod h2;
-mod io;
-
-pub use exchange::{HandOff, RequestBody};
-pub use io::ClientIo;
 
 use std::future::Future;
 use std::net::SocketAddr;

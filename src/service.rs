@@ -20,16 +20,18 @@ use tracing::{Level, debug, event};
 
 use crate::assertion::Signer;
 use crate::auth::{self, Auth};
+use crate::body::Paced;
 use crate::body::paced::Side;
-use crate::body::{self, Body, Paced};
+use crate::carrier::{self, Sessions};
 use crate::config::Config;
+use crate::conn::RequestBody;
 use crate::error::{Fault, RequestError};
 use crate::headers::HeaderPlan;
 use crate::hop::{self, Peer};
 use crate::metrics::Metrics;
 use crate::oidc::Providers;
 use crate::proxy::{Upstream, UpstreamBody};
-use crate::server::RequestBody;
+use crate::respond::{self as body, Body};
 use crate::session::cookie;
 use crate::session::verified::Verified;
 use crate::store::{RedisStore, StoreError};
@@ -37,14 +39,10 @@ use crate::tls::TlsError;
 use crate::{guard, respond, target};
 
 mod bearer;
-mod carrier;
 mod decide;
 mod failures;
 mod forward;
 mod request_id;
-
-pub use carrier::{Sessions, create as create_session, end as end_session};
-pub use decide::{identity, store_unavailable};
 
 /// Everything a request needs, built once at startup and shared.
 pub struct Service {
@@ -294,7 +292,7 @@ impl Service {
             trace.user = found
                 .session
                 .as_ref()
-                .and_then(decide::identity)
+                .and_then(carrier::identity)
                 .map(|who| who.user().to_string());
         }
         let cross_site = session.cross_site_guard
@@ -350,7 +348,7 @@ impl Service {
         // The store could not say who this is: a path that needs a
         // session waits (503), a public one goes on without one.
         if found.unavailable && denied.is_some() {
-            return Ok(decide::store_unavailable(html));
+            return Ok(respond::store_unavailable(html));
         }
         if let Some(mut res) = denied {
             carrier::write_back(res.headers_mut(), false, found, &sessions).await;

@@ -19,8 +19,7 @@ use sha2::{Digest, Sha256};
 
 pub use redis::{Meta, Record, RedisStore, SessionInfo, Updated};
 
-/// The cookie payload field holding the session id (Redis store).
-pub const SID_FIELD: &str = "sid";
+pub use crate::session::codec::SID_FIELD;
 
 /// Why a store command gave no answer. Never a reason to treat a request
 /// as signed in or as signed out: callers answer 503.
@@ -167,8 +166,8 @@ pub async fn list_doc(store: &RedisStore, user: &str) -> Result<serde_json::Valu
         .map(|s| {
             serde_json::json!({
                 "id": s.id,
-                "created": crate::inspect::rfc3339(s.created),
-                "last_seen": crate::inspect::rfc3339(s.last_seen),
+                "created": crate::logfmt::rfc3339(s.created),
+                "last_seen": crate::logfmt::rfc3339(s.last_seen),
                 "client_ip": s.client_ip,
                 "user_agent": s.user_agent,
             })

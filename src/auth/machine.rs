@@ -23,11 +23,12 @@ use serde_json::{Map, Value};
 use sha2::Sha256;
 use tracing::{info, warn};
 
-use super::{Auth, Checked, limit, users};
-use crate::body::Body;
+use super::{Auth, Checked, limit};
 use crate::config::machine::ApiKey;
 use crate::metrics::LoginResult;
 use crate::respond;
+use crate::respond::Body;
+use crate::users;
 
 /// Verified keys remembered at most; past it the memory starts over.
 const VERIFIED_MAX: usize = 10_000;
@@ -271,7 +272,7 @@ impl Auth {
             }
             Err(e) => {
                 warn!(error = %e, "credential refused: the shared rate limit cannot be read");
-                Err(crate::service::store_unavailable(false))
+                Err(crate::respond::store_unavailable(false))
             }
         }
     }

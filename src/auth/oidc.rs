@@ -14,10 +14,10 @@ use http::{Response, StatusCode};
 use tracing::{info, warn};
 
 use super::{Auth, Context, redirect, try_again_after};
-use crate::body::Body;
 use crate::oidc::flow::{self, Flow};
 use crate::oidc::{Provider, SignInError};
 use crate::respond;
+use crate::respond::Body;
 use crate::session::codec::AUTH_TIME_FIELD;
 use crate::session::cookie;
 

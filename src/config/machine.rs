@@ -9,7 +9,7 @@ use http::HeaderName;
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::Jwk;
 
-use crate::auth::users::Hash;
+use crate::users::Hash;
 
 /// `[upstream.assertion]`: a signed JWT for the backend on every forwarded
 /// request with a session.

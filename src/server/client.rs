@@ -37,17 +37,18 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
-use super::account::Account;
-use super::exchange::{BodyRead, Exchanges, HandOff, RequestBody, Tracked};
-use super::io::{ClientIo, Stream};
 use super::{Held, Job, Slot};
+use crate::conn::account::Account;
+use crate::conn::exchange::{BodyRead, Exchanges, HandOff, RequestBody, Tracked};
+use crate::conn::io::{ClientIo, Stream};
 use crate::live::Shared;
+use crate::respond::Body;
 use crate::service::Connection;
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-type BoxedResponse = Pin<Box<dyn Future<Output = Result<Response<Tracked>, Infallible>> + Send>>;
+type BoxedResponse = Pin<Box<dyn Future<Output = Result<Response<Tracked<Body>>, Infallible>> + Send>>;
 
 type Work = Pin<Box<dyn Future<Output = Option<ClientIo>> + Send>>;
 
@@ -328,7 +329,7 @@ struct CycleService {
 }
 
 impl hyper::service::Service<Request<Incoming>> for CycleService {
-    type Response = Response<Tracked>;
+    type Response = Response<Tracked<Body>>;
     type Error = Infallible;
     type Future = BoxedResponse;
 

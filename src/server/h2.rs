@@ -30,10 +30,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::debug;
 
-use super::account::Account;
-use super::exchange::is_bodiless;
-use super::{Job, RequestBody};
-use crate::body::Body;
+use super::Job;
+use crate::conn::RequestBody;
+use crate::conn::account::Account;
+use crate::conn::exchange::is_bodiless;
+use crate::respond::Body;
 use crate::service::Connection;
 
 impl Job {

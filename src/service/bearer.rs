@@ -13,13 +13,13 @@ use http::{Response, StatusCode};
 use serde_json::Value;
 use tracing::info;
 
-use super::carrier::Found;
 use super::{Service, Trace};
 use crate::auth::machine;
-use crate::body::Body;
+use crate::carrier::Found;
 use crate::oidc::BearerError;
 use crate::oidc::token::claimed_issuer;
 use crate::respond;
+use crate::respond::Body;
 
 impl Service {
     /// The session an `Authorization` header usher handles gives (SPEC

@@ -6,18 +6,11 @@ use http::uri::PathAndQuery;
 use http::{Method, Response, StatusCode};
 use serde_json::{Map, Value};
 
-use crate::access::{Decision, Identity};
-use crate::body::Body;
+use crate::access::Decision;
+use crate::carrier::identity;
 use crate::config::Config;
+use crate::respond::Body;
 use crate::{auth, respond};
-
-/// The signed-in identity in a session: a non-empty string `user` and the
-/// string members of `groups` (a list, or one string). A session without a
-/// user (say, an anonymous cart) is not signed in.
-pub fn identity(session: &Map<String, Value>) -> Option<Identity<'_>> {
-    let user = session.get("user").and_then(Value::as_str).filter(|u| !u.is_empty())?;
-    Some(Identity::new(user, session.get("groups")))
-}
 
 /// What the decide phase needs.
 pub struct Decide<'a> {
@@ -55,24 +48,6 @@ impl Decide<'_> {
         let rd: String = form_urlencoded::byte_serialize(target.as_str().as_bytes()).collect();
         auth::redirect(StatusCode::FOUND, &format!("{prefix}/login?rd={rd}"))
     }
-}
-
-/// How long a client is asked to wait when the session store is down.
-pub const STORE_RETRY_AFTER: &str = "2";
-
-/// The answer when a request needs a session and the store cannot be
-/// asked: 503 with `Retry-After`, never a sign-in redirect or a cleared
-/// cookie.
-pub fn store_unavailable(html: bool) -> Response<Body> {
-    let mut res = respond::error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "session_store_unavailable",
-        "Your session cannot be checked right now. Please try again in a moment.",
-        html,
-    );
-    res.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static(STORE_RETRY_AFTER));
-    res
 }
 
 /// The cross-site guard's refusal.

@@ -24,11 +24,11 @@ use http::uri::{PathAndQuery, Uri};
 use http::{Method, Response, StatusCode};
 use tracing::{debug, warn};
 
-use super::carrier::Found;
 use super::{Service, decide, normalised_target};
 use crate::access::Decision;
-use crate::body::{self, Body};
+use crate::carrier::Found;
 use crate::error::RequestError;
+use crate::respond::{self as body, Body};
 use crate::{auth, guard, respond};
 
 /// The original request, as the front proxy describes it.
@@ -84,7 +84,7 @@ impl Service {
         let mut res = self.forward_decision(headers, &described, &found, redirect);
         if found.unavailable && res.status() != StatusCode::OK {
             // Who this is cannot be known now: never a sign-in redirect.
-            return decide::store_unavailable(false);
+            return respond::store_unavailable(false);
         }
         if res.status() == StatusCode::OK {
             self.plan.fill_all(res.headers_mut(), found.session.as_ref());
@@ -94,7 +94,7 @@ impl Service {
                 signer.insert_into(res.headers_mut(), session, origin, sessions.now);
             }
         }
-        super::carrier::write_back(res.headers_mut(), false, found, sessions).await;
+        crate::carrier::write_back(res.headers_mut(), false, found, sessions).await;
         res
     }
 
@@ -108,7 +108,7 @@ impl Service {
         if cross_site {
             return decide::cross_site(false);
         }
-        let who = found.session.as_ref().and_then(decide::identity);
+        let who = found.session.as_ref().and_then(crate::carrier::identity);
         if d.method.is_none() {
             warn_no_method();
         }

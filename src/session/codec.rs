@@ -28,6 +28,9 @@ pub const MAX_FUTURE_SKEW: u64 = 300;
 /// bytes per cookie, so a longer value was never set by us.
 pub const DEFAULT_MAX_VALUE_LEN: usize = 4096;
 
+/// The cookie payload field holding the session id (Redis store).
+pub const SID_FIELD: &str = "sid";
+
 /// The payload field holding the login time (integer unix seconds) that
 /// [`Limits::max_lifetime`] is measured from.
 pub const AUTH_TIME_FIELD: &str = "auth_time";

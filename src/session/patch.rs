@@ -3,7 +3,29 @@
 
 use serde_json::{Map, Value};
 
-use crate::config::Writable;
+use super::codec::{AUTH_METHOD_FIELD, AUTH_TIME_FIELD, SID_FIELD};
+
+/// Which top-level session fields a backend may write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Writable {
+    /// `"*"`: any field except those usher manages.
+    Any,
+    /// Only these.
+    Fields(Vec<String>),
+}
+
+impl Writable {
+    /// Whether the backend may write `field`. `auth_time` never.
+    pub fn allows(&self, field: &str) -> bool {
+        if field == AUTH_TIME_FIELD || field == AUTH_METHOD_FIELD || field == SID_FIELD {
+            return false;
+        }
+        match self {
+            Writable::Any => true,
+            Writable::Fields(fields) => fields.iter().any(|f| f == field),
+        }
+    }
+}
 
 /// What a backend's patch does to the session.
 #[derive(Debug, PartialEq)]

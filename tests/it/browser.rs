@@ -161,7 +161,7 @@ impl Cdp {
 #[tokio::test]
 async fn chromium_signs_in_through_the_page_and_reaches_the_upstream() {
     let up = spawn_echo_upstream().await;
-    let hash = usher::auth::users::hash_password("correct horse").expect("hash");
+    let hash = usher::users::hash_password("correct horse").expect("hash");
     let config = format!(
         "{}\n[login]\napp_name = \"Example Corp\"\n\
          [[users]]\nname = \"alice\"\npassword_hash = \"{hash}\"\ngroups = [\"staff\"]\n\

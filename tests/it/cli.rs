@@ -43,7 +43,7 @@ fn check_accepts_a_good_config_with_a_summary() {
 /// backend may write, and a warning when it may write identity.
 #[test]
 fn check_summarises_users_rules_and_backend_writes() {
-    let hash = usher::auth::users::hash_password("pw").expect("hash");
+    let hash = usher::users::hash_password("pw").expect("hash");
     let config = format!(
         "[[users]]\nname = \"alice\"\npassword_hash = \"{hash}\"\n\
          [access]\ndefault = \"authenticated\"\n\
@@ -172,7 +172,7 @@ fn hash_password_reads_stdin_and_prints_a_verifiable_argon2id_hash() {
     assert_eq!(out.status.code(), Some(0));
     let hash = String::from_utf8(out.stdout).expect("utf8").trim().to_string();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
-    let parsed = usher::auth::users::Hash::parse(&hash).expect("parses");
+    let parsed = usher::users::Hash::parse(&hash).expect("parses");
     assert!(parsed.verify("open sesame"));
     assert!(!parsed.verify("open sesame\n"));
 }

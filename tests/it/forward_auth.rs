@@ -11,7 +11,7 @@ use crate::support::{Proxy, Upstream, session_toml, spawn_echo_upstream, spawn_p
 
 async fn proxy(extra: &str) -> (Proxy, Upstream) {
     let up = spawn_echo_upstream().await;
-    let hash = usher::auth::users::hash_password("pw").expect("hash");
+    let hash = usher::users::hash_password("pw").expect("hash");
     let text = format!(
         "[server]\ntrusted_proxies = [\"127.0.0.1\"]\n{}\n\
          [[users]]\nname = \"alice\"\npassword_hash = \"{hash}\"\ngroups = [\"staff\"]\n\

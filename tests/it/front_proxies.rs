@@ -87,7 +87,7 @@ impl Stack {
         };
         // The sign-in redirect names the whole original URL in `rd`; usher
         // returns there only for a host in allowed_hosts (else to "/").
-        let hash = |pw: &str| usher::auth::users::hash_password(pw).expect("hash");
+        let hash = |pw: &str| usher::users::hash_password(pw).expect("hash");
         let config = format!(
             "[server]\ntrusted_proxies = [\"127.0.0.1\"]\n{session}\n\
              [[users]]\nname = \"alice\"\npassword_hash = \"{alice}\"\nemail = \"alice@example.com\"\n\

@@ -523,7 +523,7 @@ async fn the_sign_in_page_never_signs_a_planted_form_cookie() {
 #[tokio::test]
 async fn user_names_cannot_forge_log_lines() {
     let up = spawn_echo_upstream().await;
-    let hash = usher::auth::users::hash_password("pw").expect("hash");
+    let hash = usher::users::hash_password("pw").expect("hash");
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://{}\"\n[session]\nsecure = false\n\
          [access]\ndefault = \"anyone\"\n[[users]]\nname = \"alice\"\npassword_hash = \"{hash}\"\n",

@@ -14,7 +14,7 @@ const BROWSER: &str = "text/html,application/xhtml+xml,*/*;q=0.8";
 
 /// Users alice (admin) and bob (staff), with argon2 hashes made now.
 pub fn users() -> String {
-    let hash = |pw: &str| usher::auth::users::hash_password(pw).expect("hash");
+    let hash = |pw: &str| usher::users::hash_password(pw).expect("hash");
     format!(
         "[[users]]\nname = \"alice\"\npassword_hash = \"{}\"\nemail = \"alice@example.com\"\ngroups = [\"admin\", \"staff\"]\n\
          [[users]]\nname = \"bob\"\npassword_hash = \"{}\"\ngroups = [\"staff\"]\n",
@@ -284,7 +284,7 @@ async fn brute_force_is_limited_per_canonical_user() {
 }
 
 /// Same status, same page. (That both cost one hash check of the same
-/// scheme and parameters is tested beside `auth::users`, where it can be
+/// scheme and parameters is tested beside `users`, where it can be
 /// counted rather than timed on a noisy machine.)
 #[tokio::test]
 async fn unknown_user_and_wrong_password_look_the_same() {

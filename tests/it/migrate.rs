@@ -180,7 +180,7 @@ impl App {
 /// cookies, the user header, backend writes of `cart` and `prefs`, anyone
 /// may pass, and one user of usher's own sign-in.
 fn config(fw: Framework) -> String {
-    let hash = usher::auth::users::hash_password(PASSWORD).expect("hash");
+    let hash = usher::users::hash_password(PASSWORD).expect("hash");
     format!(
         "[session]\n\
          format = \"{format}\"\n\

@@ -330,7 +330,7 @@ async fn request_bodies_over_the_limit_are_refused() {
 #[tokio::test]
 async fn logs_of_a_whole_journey_hold_no_secret_or_cookie() {
     let up = spawn_echo_upstream().await;
-    let hash = usher::auth::users::hash_password("p4ssw0rd-in-logs?").expect("hash");
+    let hash = usher::users::hash_password("p4ssw0rd-in-logs?").expect("hash");
     let extra = format!(
         "[log]\nformat = \"json\"\n[[users]]\nname = \"alice\"\npassword_hash = \"{hash}\"\n\
          [session.upstream]\nwritable = [\"cart\"]\n"
@@ -452,7 +452,7 @@ fn threads_of(pid: u32) -> usize {
 #[tokio::test]
 async fn worker_threads_choose_the_runtime() {
     let up = spawn_echo_upstream().await;
-    let hash = usher::auth::users::hash_password("pw").expect("hash");
+    let hash = usher::users::hash_password("pw").expect("hash");
     let text = |threads: usize| {
         format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nworker_threads = {threads}\n\

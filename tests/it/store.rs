@@ -523,7 +523,7 @@ async fn removed_users_lose_their_sessions_in_both_stores() {
     let redis = RedisServer::start();
     let up = spawn_echo_upstream().await;
     let users = users();
-    let hash = usher::auth::users::hash_password("wonderland").expect("hash");
+    let hash = usher::users::hash_password("wonderland").expect("hash");
     let only_alice = format!("[[users]]\nname = \"alice\"\npassword_hash = \"{hash}\"\n");
     for store in [redis_store(&redis), "kind = \"cookie\"".to_string()] {
         let a = spawn_proxy_admin(config(up.addr, &store, &users, "")).await;

@@ -6,9 +6,9 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::Path;
 
 use super::Problems;
-use crate::auth::users::{Hash, User, Users, parse_htpasswd};
 use crate::config::raw::{RawLogin, RawUser};
 use crate::config::{Environment, Login};
+use crate::users::{Hash, User, Users, parse_htpasswd};
 
 pub(super) fn login(raw: &RawLogin, users: &[RawUser], env: &Environment<'_>, p: &mut Problems) -> Option<Login> {
     let per_ip = attempts("login.ip_attempts_per_minute", raw.ip_attempts_per_minute, 20, p);

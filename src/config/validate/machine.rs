@@ -13,11 +13,11 @@ use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, Header};
 
 use super::{Problems, positive_duration};
-use crate::auth::users::Hash;
 use crate::config::Environment;
 use crate::config::machine::{ApiKey, Assertion, SigningKey, encoding_key};
 use crate::config::raw::{RawApiKey, RawAssertion};
 use crate::hop::fold;
+use crate::users::Hash;
 
 /// Claims usher sets itself: not mappable from the session.
 const REGISTERED: [&str; 6] = ["iss", "aud", "iat", "exp", "jti", "nbf"];

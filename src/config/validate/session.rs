@@ -14,11 +14,11 @@ use super::{Problems, positive_duration};
 use crate::config::raw::{RawSession, RawSessionWrites};
 use crate::config::{Environment, Forward, Session, Writable, Writes};
 use crate::hop::fold;
+use crate::session::codec::SID_FIELD;
 use crate::session::codec::{AUTH_METHOD_FIELD, AUTH_TIME_FIELD};
 use crate::session::format::Format;
 use crate::session::key::{MIN_KEY_LEN, parse_key_env, parse_key_list};
 use crate::session::{AttrError, CookieAttrs, Keys, SameSite};
-use crate::store::SID_FIELD;
 
 /// Default `[session.forward]` when the table is absent, in the order a
 /// TOML table is read (sorted by header name).

@@ -723,7 +723,7 @@ fn the_assertion_needs_a_key_that_signs_and_an_audience() {
 
 #[test]
 fn api_keys_are_checked() {
-    let hash = crate::auth::users::hash_password("secret").expect("hash");
+    let hash = crate::users::hash_password("secret").expect("hash");
     let good =
         format!("[[api_keys]]\nname = \"ci\"\nid = \"k3f9a2c1\"\nkey_hash = \"{hash}\"\ngroups = [\"deploy\"]\n");
     let c = parse(&good).expect("valid");

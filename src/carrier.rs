@@ -24,7 +24,7 @@ use http::header::{self, HeaderMap, HeaderName};
 use serde_json::{Map, Value};
 use tracing::{debug, warn};
 
-use crate::auth::users::Users;
+use crate::access::Identity;
 use crate::config;
 use crate::metrics::Metrics;
 use crate::session::codec::{AUTH_METHOD_FIELD, AUTH_TIME_FIELD, BY_PASSWORD, DEFAULT_MAX_VALUE_LEN};
@@ -32,6 +32,15 @@ use crate::session::patch::{self, Outcome};
 use crate::session::verified::Verified;
 use crate::session::{self, Limits, Rejected, SetCookieError, cookie};
 use crate::store::{Meta, Record, RedisStore, SID_FIELD, StoreError, Updated, id_payload, is_sid};
+use crate::users::Users;
+
+/// The signed-in identity in a session: a non-empty string `user` and the
+/// string members of `groups` (a list, or one string). A session without a
+/// user (say, an anonymous cart) is not signed in.
+pub fn identity(session: &Map<String, Value>) -> Option<Identity<'_>> {
+    let user = session.get("user").and_then(Value::as_str).filter(|u| !u.is_empty())?;
+    Some(Identity::new(user, session.get("groups")))
+}
 
 /// What the session phases need besides the request: built per request
 /// from the service's parts (references only).

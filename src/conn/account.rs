@@ -13,7 +13,7 @@ use tracing::info;
 use crate::metrics::{Metrics, Outcome};
 
 /// One request's entry in the books, counted when dropped.
-pub(super) struct Account {
+pub struct Account {
     metrics: Arc<Metrics>,
     method: Method,
     uri: Uri,
@@ -26,7 +26,7 @@ pub(super) struct Account {
 impl Account {
     /// Open an account for a request (cheap: a standard method and a
     /// shared `Uri` are copied without allocating).
-    pub(super) fn open(metrics: &Arc<Metrics>, method: &Method, uri: &Uri) -> Account {
+    pub fn open(metrics: &Arc<Metrics>, method: &Method, uri: &Uri) -> Account {
         Account {
             metrics: Arc::clone(metrics),
             method: method.clone(),
@@ -38,22 +38,22 @@ impl Account {
     }
 
     /// The response head is written with `status`.
-    pub(super) fn answered(&mut self, status: u16) {
+    pub fn answered(&mut self, status: u16) {
         self.status = status;
     }
 
     /// The response was sent to its end.
-    pub(super) fn ended(&mut self) {
+    pub fn ended(&mut self) {
         self.ended = true;
     }
 
     /// The response body failed on the upstream's side.
-    pub(super) fn upstream_failed(&mut self) {
+    pub fn upstream_failed(&mut self) {
         self.upstream_failed = true;
     }
 
     /// Count a request hyper refused before the service saw it.
-    pub(super) fn refused(metrics: &Metrics, status: u16, why: &str) {
+    pub fn refused(metrics: &Metrics, status: u16, why: &str) {
         metrics.request_ended(status, Outcome::refused);
         info!(target: "usher::access", status, outcome = "refused", reason = why, "request refused before routing");
     }

@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 
 use super::account::Account;
 use super::io::ClientIo;
-use crate::body::{AtEnd, Body, Watched};
+use crate::body::{AtEnd, Watched};
 
 /// One request cycle's bookkeeping (see the module docs).
 #[derive(Debug, Default)]
@@ -42,7 +42,7 @@ impl Exchanges {
     /// A request reached the service; `clean` says whether, once it is
     /// answered, the next byte on the connection starts a new request.
     /// Returns the request's number in this cycle.
-    pub(super) fn begin<B: HttpBody>(&self, req: &Request<B>) -> u32 {
+    pub fn begin<B: HttpBody>(&self, req: &Request<B>) -> u32 {
         let number = self.started.fetch_add(1, Relaxed).wrapping_add(1);
         self.last_clean.store(leaves_clean_boundary(req), Relaxed);
         let pending = if req.body().is_end_stream() { 0 } else { number };
@@ -63,11 +63,11 @@ impl Exchanges {
     }
 
     /// Requests that reached the service so far.
-    pub(super) fn started(&self) -> u32 {
+    pub fn started(&self) -> u32 {
         self.started.load(Relaxed)
     }
 
-    pub(super) fn write_stalled(&self, stalled: bool) {
+    pub fn write_stalled(&self, stalled: bool) {
         self.write_stalled.store(stalled, Relaxed);
     }
 
@@ -76,7 +76,7 @@ impl Exchanges {
     /// body (if any) was read to the end, and no tunnel claimed the
     /// connection: hyper's state can then be dropped without losing or
     /// misreading a byte.
-    pub(super) fn settled(&self) -> bool {
+    pub fn settled(&self) -> bool {
         let started = self.started.load(Relaxed);
         started > 0
             && started == self.finished.load(Relaxed)
@@ -87,12 +87,12 @@ impl Exchanges {
     }
 
     /// Whether a `101` claimed the connection for a tunnel.
-    pub(super) fn tunnel_claimed(&self) -> bool {
+    pub fn tunnel_claimed(&self) -> bool {
         self.tunnel.lock().unwrap_or_else(PoisonError::into_inner).is_some()
     }
 
     /// The sender a `101` left for the connection, if any.
-    pub(super) fn take_tunnel(&self) -> Option<oneshot::Sender<ClientIo>> {
+    pub fn take_tunnel(&self) -> Option<oneshot::Sender<ClientIo>> {
         self.tunnel.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 }
@@ -123,7 +123,7 @@ fn leaves_clean_boundary<B: HttpBody>(req: &Request<B>) -> bool {
 pub struct HandOff(Arc<Exchanges>);
 
 impl HandOff {
-    pub(super) fn new(exchanges: Arc<Exchanges>) -> Self {
+    pub fn new(exchanges: Arc<Exchanges>) -> Self {
         HandOff(exchanges)
     }
 
@@ -148,7 +148,7 @@ pub type RequestBody = Watched<BodyRead>;
 pub struct BodyRead(Arc<Exchanges>, u32);
 
 impl BodyRead {
-    pub(super) fn new(exchanges: Arc<Exchanges>, number: u32) -> Self {
+    pub fn new(exchanges: Arc<Exchanges>, number: u32) -> Self {
         BodyRead(exchanges, number)
     }
 }
@@ -163,8 +163,8 @@ impl AtEnd for BodyRead {
 
 /// A response body that counts its exchange finished when hyper drops it
 /// after its last byte (or at once for responses that carry no body).
-pub struct Tracked {
-    inner: Body,
+pub struct Tracked<B: HttpBody> {
+    inner: B,
     exchanges: Arc<Exchanges>,
     ended: bool,
     bodiless: bool,
@@ -173,16 +173,16 @@ pub struct Tracked {
 
 /// Whether a response with `status` to `method` carries no body (hyper
 /// drops such a body without polling it).
-pub(super) fn is_bodiless(method: &Method, status: StatusCode) -> bool {
+pub fn is_bodiless(method: &Method, status: StatusCode) -> bool {
     *method == Method::HEAD
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
 }
 
-impl Tracked {
+impl<B: HttpBody> Tracked<B> {
     /// Wrap `inner`, the body of a response with `status` to `method`.
-    pub(super) fn new(inner: Body, exchanges: Arc<Exchanges>, method: &Method, status: StatusCode) -> Self {
+    pub fn new(inner: B, exchanges: Arc<Exchanges>, method: &Method, status: StatusCode) -> Self {
         Tracked {
             inner,
             exchanges,
@@ -193,15 +193,15 @@ impl Tracked {
     }
 
     /// Count the request in `account` when this body ends.
-    pub(super) fn accounted(mut self, account: Account) -> Self {
+    pub fn accounted(mut self, account: Account) -> Self {
         self.account = Some(account);
         self
     }
 }
 
-impl HttpBody for Tracked {
+impl<B: HttpBody<Data = Bytes> + Unpin> HttpBody for Tracked<B> {
     type Data = Bytes;
-    type Error = <Body as HttpBody>::Error;
+    type Error = B::Error;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
@@ -226,7 +226,7 @@ impl HttpBody for Tracked {
     }
 }
 
-impl Drop for Tracked {
+impl<B: HttpBody> Drop for Tracked<B> {
     fn drop(&mut self) {
         if self.ended || self.bodiless || self.inner.is_end_stream() {
             self.exchanges.finish();
@@ -239,6 +239,10 @@ impl Drop for Tracked {
 
 #[cfg(test)]
 mod tests {
+    fn full(text: &'static str) -> http_body_util::Full<Bytes> {
+        http_body_util::Full::new(Bytes::from_static(text.as_bytes()))
+    }
+
     use super::*;
     use http_body_util::BodyExt;
 
@@ -254,7 +258,7 @@ mod tests {
     /// A response that hyper drops without polling its body (as it does for
     /// HEAD, 204 and 304 answers).
     fn dropped_unpolled(ex: &Arc<Exchanges>, method: Method, status: StatusCode) {
-        drop(Tracked::new(crate::body::full("x"), Arc::clone(ex), &method, status));
+        drop(Tracked::new(full("x"), Arc::clone(ex), &method, status));
     }
 
     #[test]
@@ -276,12 +280,7 @@ mod tests {
         let ex = Arc::new(Exchanges::default());
         assert!(!ex.settled(), "nothing started yet");
         ex.begin(&req(Version::HTTP_11, None, ""));
-        let body = Tracked::new(
-            crate::body::full("hello"),
-            Arc::clone(&ex),
-            &Method::GET,
-            StatusCode::OK,
-        );
+        let body = Tracked::new(full("hello"), Arc::clone(&ex), &Method::GET, StatusCode::OK);
         assert!(!ex.settled(), "response not written yet");
         let collected = body.collect().await.expect("body").to_bytes();
         assert_eq!(&collected[..], b"hello");
@@ -289,9 +288,9 @@ mod tests {
 
         // A body dropped half-way (client gone) never settles.
         ex.begin(&req(Version::HTTP_11, None, ""));
-        let mut body = Tracked::new(crate::body::full("x"), Arc::clone(&ex), &Method::GET, StatusCode::OK);
+        let mut body = Tracked::new(full("x"), Arc::clone(&ex), &Method::GET, StatusCode::OK);
         body.ended = false;
-        drop(std::mem::replace(&mut body.inner, crate::body::full("unsent")));
+        drop(std::mem::replace(&mut body.inner, full("unsent")));
         drop(body);
         assert!(!ex.settled());
     }
@@ -331,12 +330,7 @@ mod tests {
     fn a_stalled_write_or_a_claimed_tunnel_keeps_the_connection() {
         let ex = Arc::new(Exchanges::default());
         ex.begin(&req(Version::HTTP_11, None, ""));
-        drop(Tracked::new(
-            crate::body::empty(),
-            Arc::clone(&ex),
-            &Method::GET,
-            StatusCode::OK,
-        ));
+        drop(Tracked::new(full(""), Arc::clone(&ex), &Method::GET, StatusCode::OK));
         assert!(ex.settled());
         ex.write_stalled(true);
         assert!(!ex.settled());

@@ -29,7 +29,7 @@ pub enum Stream {
 
 impl Stream {
     /// The TCP socket underneath, to wait on for readiness.
-    pub(super) fn socket(&self) -> &TcpStream {
+    pub fn socket(&self) -> &TcpStream {
         match self {
             Stream::Tcp(tcp) => tcp,
             Stream::Tls(tls) => tls.get_ref().0,
@@ -117,7 +117,7 @@ pub struct ClientIo {
 impl ClientIo {
     /// `stream`, with `unread` to be read before anything from the socket;
     /// writes fail once none makes progress for `write_timeout`.
-    pub(super) fn new(stream: Stream, unread: Bytes, write_timeout: Duration) -> Self {
+    pub fn new(stream: Stream, unread: Bytes, write_timeout: Duration) -> Self {
         ClientIo {
             stream,
             unread,
@@ -128,14 +128,14 @@ impl ClientIo {
     }
 
     /// Record write stalls into `exchanges` from now on.
-    pub(super) fn watched_by(mut self, exchanges: Arc<Exchanges>) -> Self {
+    pub fn watched_by(mut self, exchanges: Arc<Exchanges>) -> Self {
         self.exchanges = Some(exchanges);
         self
     }
 
     /// Put `bytes` back in front of whatever is still unread, and stop
     /// recording into the exchanges of the request cycle that ended.
-    pub(super) fn unread(&mut self, bytes: Bytes) {
+    pub fn unread(&mut self, bytes: Bytes) {
         self.exchanges = None;
         if bytes.is_empty() {
             return;
@@ -159,7 +159,7 @@ impl ClientIo {
     /// The bare stream, to wait on between requests; or this stream back
     /// when bytes are already waiting, in front of the socket or inside
     /// rustls (the next request has begun).
-    pub(super) fn into_idle(mut self) -> Result<Stream, ClientIo> {
+    pub fn into_idle(mut self) -> Result<Stream, ClientIo> {
         if self.unread.is_empty() && !self.stream.has_buffered() {
             Ok(self.stream)
         } else {
