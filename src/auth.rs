@@ -39,7 +39,7 @@ use crate::metrics::{LoginResult, Metrics};
 use crate::oidc::Providers;
 use crate::redirect::AllowedHosts;
 use crate::respond;
-use crate::respond::{self as body, Body};
+use crate::respond::Body;
 use crate::session::codec::{AUTH_METHOD_FIELD, AUTH_TIME_FIELD, BY_PASSWORD};
 use crate::session::cookie;
 use crate::store::{Meta, RedisStore, StoreError};
@@ -505,7 +505,7 @@ impl Auth {
         let Some(signer) = &self.signer else {
             return respond::error(StatusCode::NOT_FOUND, "not_found", "No such page.", false);
         };
-        let mut res = Response::new(body::full(signer.jwks()));
+        let mut res = Response::new(respond::full(signer.jwks()));
         let h = res.headers_mut();
         h.insert(
             header::CONTENT_TYPE,
@@ -632,7 +632,7 @@ fn nonce() -> String {
 
 /// A redirect to a validated same-origin target.
 pub fn redirect(status: StatusCode, location: &str) -> Response<Body> {
-    let mut res = Response::new(body::empty());
+    let mut res = Response::new(respond::empty());
     *res.status_mut() = status;
     if let Ok(v) = HeaderValue::from_str(location) {
         res.headers_mut().insert(header::LOCATION, v);
@@ -643,7 +643,7 @@ pub fn redirect(status: StatusCode, location: &str) -> Response<Body> {
 }
 
 fn html_response(status: StatusCode, html: String) -> Response<Body> {
-    let mut res = Response::new(body::full(html));
+    let mut res = Response::new(respond::full(html));
     *res.status_mut() = status;
     let h = res.headers_mut();
     h.insert(
@@ -662,7 +662,7 @@ fn html_response(status: StatusCode, html: String) -> Response<Body> {
 }
 
 fn json_response(status: StatusCode, doc: &Value) -> Response<Body> {
-    let mut res = Response::new(body::full(doc.to_string()));
+    let mut res = Response::new(respond::full(doc.to_string()));
     *res.status_mut() = status;
     res.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -1,13 +1,12 @@
-//! Responses usher writes itself, and the browser/API rule (SPEC §3.4) that
-//! picks HTML or JSON for them. Pure: builds values, does no IO.
-
-use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, Response, StatusCode};
-
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+//! Responses usher writes itself, the response [`Body`] type, and the
+//! browser/API rule (SPEC §3.4) that picks HTML or JSON for them. Pure:
+//! builds values, does no IO.
 
 use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Response, StatusCode};
 use http_body_util::{Either, Full};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::proxy::Streamed;
 

@@ -31,7 +31,7 @@ use crate::hop::{self, Peer};
 use crate::metrics::Metrics;
 use crate::oidc::Providers;
 use crate::proxy::{Upstream, UpstreamBody};
-use crate::respond::{self as body, Body};
+use crate::respond::Body;
 use crate::session::cookie;
 use crate::session::verified::Verified;
 use crate::store::{RedisStore, StoreError};
@@ -387,7 +387,7 @@ impl Service {
         carrier::write_back(res.headers_mut(), server_error, found, &sessions).await;
         // The upstream may speak HTTP/1.0; the client gets our own version.
         *res.version_mut() = Version::default();
-        Ok(res.map(body::streamed))
+        Ok(res.map(respond::streamed))
     }
 
     /// Hold the body to `server.max_body_bytes`: refuse a declared length

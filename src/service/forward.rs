@@ -28,7 +28,7 @@ use super::{Service, decide, normalised_target};
 use crate::access::Decision;
 use crate::carrier::Found;
 use crate::error::RequestError;
-use crate::respond::{self as body, Body};
+use crate::respond::Body;
 use crate::{auth, guard, respond};
 
 /// The original request, as the front proxy describes it.
@@ -121,7 +121,7 @@ impl Service {
             .decide_described(d.method.as_ref(), &paths, who.as_ref());
         match decision {
             Decision::Allow => {
-                let mut res = Response::new(body::empty());
+                let mut res = Response::new(respond::empty());
                 res.headers_mut()
                     .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 res
