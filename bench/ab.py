@@ -32,9 +32,8 @@ def one(binary, work, backend_port, cfg, duration, connections, env):
         b.wait_port(port, proc, "usher")
         headers, path = [], "/public/100B"
         if cfg == "c":
-            cookie = subprocess.run([binary, "session", "encode", "-c", str(conf), b.SESSION_JSON], env=env,
-                                    check=True, capture_output=True, text=True).stdout.strip()
-            headers, path = [f"Cookie: {b.COOKIE_NAME}={cookie}"], "/data/100B"
+            headers = [f"Cookie: {b.COOKIE_NAME}={b.session_cookie(binary, conf, env)}"]
+            path = "/data/100B"
         b.run_wrk(port, path, headers, 1, connections)  # warm-up
         u0, s0 = b.proc_ticks(proc.pid)
         res, _ = b.run_wrk(port, path, headers, duration, connections)
@@ -61,17 +60,11 @@ def main():
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="usher-ab-"))
     os.chmod(work, 0o755)
-    docroot = work / "www"
-    for d in ("data", "public"):
-        (docroot / d).mkdir(parents=True)
-        (docroot / d / "100B").write_bytes(b"x" * 100)
-    os.chmod(docroot, 0o755)
     backend_port = b.free_port()
-    backend = b.start_nginx("backend", work, b.BACKEND_SERVER.format(port=backend_port, docroot=docroot))
+    backend = b.start_backend(work, backend_port, {"100B": 100})
     env = dict(os.environ, USHER_SECRET_KEYS="ab-" + os.urandom(24).hex(), RUST_LOG="warn")
     ratios, cpu_ratios = [], []
     try:
-        b.wait_port(backend_port, backend.proc, "backend nginx")
         for i in range(args.pairs):
             # Alternate which side goes first, so drift over time hits both.
             order = ("a", "b") if i % 2 == 0 else ("b", "a")

@@ -644,24 +644,44 @@ def criterion_results(target_dir):
     return out
 
 
+# ------------------------------------------------------------- helpers ---
+
+def write_docroot(work, bodies=BODIES):
+    """The backend's document root: the same fixed bodies under /data and /public."""
+    docroot = work / "www"
+    for d in ("data", "public"):
+        (docroot / d).mkdir(parents=True)
+        for name, size in bodies.items():
+            (docroot / d / name).write_bytes(bytes((i * 7 + 13) % 94 + 33 for i in range(size)))
+    os.chmod(docroot, 0o755)
+    return docroot
+
+
+def start_backend(work, port, bodies=BODIES):
+    """The backend nginx on `port`, serving `write_docroot`'s bodies, up and answering."""
+    backend = start_nginx("backend", work, BACKEND_SERVER.format(port=port, docroot=write_docroot(work, bodies)))
+    wait_port(port, backend.proc, "backend nginx")
+    return backend
+
+
+def session_cookie(usher_bin, config, env):
+    """A cookie value for SESSION_JSON, made by `usher session encode` with `config`."""
+    value = subprocess.run([usher_bin, "session", "encode", "-c", str(config), SESSION_JSON],
+                           env=env, check=True, capture_output=True, text=True).stdout.strip()
+    check(value.startswith("v1."), f"usher session encode printed {value!r}")
+    return value
+
+
 # ----------------------------------------------------------------- main ---
 
 def start_servers(usher_bin, work, procs, connections):
     """Backend nginx, proxy nginx and usher, pinned to cpu0; returns the run environment."""
-    # Backend document root: the same fixed bodies under /data and /public.
-    docroot = work / "www"
-    for d in ("data", "public"):
-        (docroot / d).mkdir(parents=True)
-        for name, size in BODIES.items():
-            (docroot / d / name).write_bytes(bytes((i * 7 + 13) % 94 + 33 for i in range(size)))
-    os.chmod(docroot, 0o755)
     ports = {"a": free_port(), "b": free_port(), "u": free_port(), "bt": free_port(), "ut": free_port(),
              "ur": free_port(), "redis": free_port(), "uf": free_port(), "ug": free_port(), "h": free_port()}
     cert, key = make_cert(work)
     proxy_server = PROXY_SERVER.format(port=ports["b"], backend=ports["a"], tls_port=ports["bt"], cert=cert, key=key)
-    backend = start_nginx("backend", work, BACKEND_SERVER.format(port=ports["a"], docroot=docroot))
+    backend = start_backend(work, ports["a"])
     procs.append(backend)
-    wait_port(ports["a"], backend.proc, "backend nginx")
     nginx_proxy = start_nginx("proxy", work, proxy_server)
     procs.append(nginx_proxy)
     wait_port(ports["b"], nginx_proxy.proc, "nginx proxy")
@@ -695,9 +715,7 @@ issuer = "https://bench.test"
     key_conf = usher_config(work, ports["ug"], ports["a"], name="usher-api-key", extra=api_table)
     cookies = {}
     for cfg, config in (("c", conf), ("e", redis_conf), ("f", assertion_conf)):
-        cookies[cfg] = subprocess.run([usher_bin, "session", "encode", "-c", str(config), SESSION_JSON],
-                                      env=uenv, check=True, capture_output=True, text=True).stdout.strip()
-        check(cookies[cfg].startswith("v1."), f"usher session encode printed {cookies[cfg]!r}")
+        cookies[cfg] = session_cookie(usher_bin, config, uenv)
 
     def start_usher(tls=False, store=False, which=None):
         name, config, port = (("usher-tls", tls_conf, ports["ut"]) if tls else

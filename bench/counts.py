@@ -128,15 +128,8 @@ def main():
     os.chmod(work, 0o755)
     procs = []
     try:
-        docroot = work / "www"
-        for d in ("data", "public"):
-            (docroot / d).mkdir(parents=True)
-            (docroot / d / "100B").write_bytes(b"x" * 100)
-        os.chmod(docroot, 0o755)
         backend_port = b.free_port()
-        backend = b.start_nginx("backend", work, b.BACKEND_SERVER.format(port=backend_port, docroot=docroot))
-        procs.append(backend)
-        b.wait_port(backend_port, backend.proc, "backend nginx")
+        procs.append(b.start_backend(work, backend_port, {"100B": 100}))
         b.make_cert(work)
         env = dict(os.environ, USHER_SECRET_KEYS="counts-" + os.urandom(24).hex(), RUST_LOG="warn")
         rows = []
@@ -153,9 +146,7 @@ def main():
                 conf = b.usher_config(work, port, backend_port, name=f"usher-{cfg}")
                 cmd = [args.usher, "run", "-c", str(conf)]
                 if cfg == "c":
-                    cookie = subprocess.run([args.usher, "session", "encode", "-c", str(conf), b.SESSION_JSON],
-                                            env=env, check=True, capture_output=True, text=True).stdout.strip()
-                    headers = [f"Cookie: {b.COOKIE_NAME}={cookie}"]
+                    headers = [f"Cookie: {b.COOKIE_NAME}={b.session_cookie(args.usher, conf, env)}"]
                 else:
                     path = "/public/100B"
             row = {"config": cfg, "server": SERVERS[cfg]}

@@ -11,7 +11,7 @@ use reqwest::header::ACCEPT;
 use serde_json::Value;
 
 use crate::login::{csrf_of, jar};
-use crate::support::{Seen, TEST_KEY, Usher, full, spawn_echo_upstream, spawn_upstream};
+use crate::support::{Seen, TEST_KEY, Usher, forwarded_user, full, spawn_echo_upstream, spawn_upstream};
 
 fn config(upstream: std::net::SocketAddr, extra: &str) -> String {
     format!(
@@ -131,10 +131,7 @@ async fn a_reload_with_new_keys_forgets_remembered_cookies() {
         ),
     );
     let usher = Usher::start_with_env(&["run"], Some(&text), &[("USHER_SECRET_KEYS", "")]);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
+    let now = usher::service::unix_now();
     let payload = serde_json::json!({"user": "quinn"});
     let key = usher::session::Key::new(old.into_bytes(), 32).expect("key");
     let cookie = format!(
@@ -142,15 +139,8 @@ async fn a_reload_with_new_keys_forgets_remembered_cookies() {
         usher::session::seal("sid", payload.as_object().expect("map"), now, &key)
     );
     let c = reqwest::Client::new();
-    let user = || async {
-        let res = c
-            .get(usher.url("/"))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .expect("send");
-        Seen(res.json::<Value>().await.expect("json")).one("x-forwarded-user")
-    };
+    let url = usher.url("/");
+    let user = || forwarded_user(&c, &url, &cookie);
     assert_eq!(user().await.as_deref(), Some("quinn"));
     assert_eq!(user().await.as_deref(), Some("quinn"), "remembered");
     std::fs::write(&keys, format!("{new}\n")).expect("keys");

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Proxy, Seen, TEST_KEY, session_toml, spawn_echo_upstream, spawn_proxy, write_query};
+use crate::support::{
+    Proxy, Seen, TEST_KEY, forwarded_user, session_toml, spawn_echo_upstream, spawn_proxy, write_query,
+};
 
 const WRITES: &str = "[session.forward]\n\"X-Forwarded-User\" = \"user\"\n\"X-Forwarded-Email\" = \"email\"\n\
                       \"X-Forwarded-Groups\" = \"groups\"\n\"X-Cart\" = \"cart\"\n\"X-Role\" = \"role\"\n\
@@ -343,47 +345,33 @@ async fn old_sessions_are_refreshed_and_expired_ones_rejected() {
 #[tokio::test]
 async fn a_remembered_cookie_still_expires_and_still_ends_at_max_lifetime() {
     let up = spawn_echo_upstream().await;
-    let user_of = |res: reqwest::Response| async move { Seen(res.json().await.expect("json")).one("x-forwarded-user") };
     let proxy = proxy_with(up.addr, "max_age = \"1s\"").await;
     let res = write(&jar_client(), &proxy, r#"{"user":"olga"}"#).await;
     let cookie = set_cookies(&res)[0].split(';').next().expect("pair").to_string();
     let plain = crate::support::client();
-    let get = || plain.get(proxy.url("/")).header("cookie", &cookie).send();
+    let url = proxy.url("/");
+    let user = || forwarded_user(&plain, &url, &cookie);
     for _ in 0..3 {
-        assert_eq!(
-            user_of(get().await.expect("send")).await.as_deref(),
-            Some("olga"),
-            "verified, then remembered"
-        );
+        assert_eq!(user().await.as_deref(), Some("olga"), "verified, then remembered");
     }
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(
-        user_of(get().await.expect("send")).await,
-        None,
-        "remembered, but expired"
-    );
+    assert_eq!(user().await, None, "remembered, but expired");
     proxy.stop().await;
 
     // `auth_time` is signed into the payload; the lifetime is measured from it.
     let name = cookie.split('=').next().expect("name").to_string();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
+    let now = usher::service::unix_now();
     let payload = serde_json::json!({"user": "pia", "auth_time": now});
     let key = usher::session::Key::new(TEST_KEY.as_bytes().to_vec(), 32).expect("key");
     let value = usher::session::seal(&name, payload.as_object().expect("map"), now, &key);
     let cookie = format!("{name}={value}");
     let proxy = proxy_with(up.addr, "max_lifetime = \"2s\"").await;
-    let get = || plain.get(proxy.url("/")).header("cookie", &cookie).send();
-    assert_eq!(user_of(get().await.expect("send")).await.as_deref(), Some("pia"));
-    assert_eq!(user_of(get().await.expect("send")).await.as_deref(), Some("pia"));
+    let url = proxy.url("/");
+    let user = || forwarded_user(&plain, &url, &cookie);
+    assert_eq!(user().await.as_deref(), Some("pia"));
+    assert_eq!(user().await.as_deref(), Some("pia"));
     tokio::time::sleep(Duration::from_millis(3100)).await;
-    assert_eq!(
-        user_of(get().await.expect("send")).await,
-        None,
-        "past max_lifetime though remembered"
-    );
+    assert_eq!(user().await, None, "past max_lifetime though remembered");
     proxy.stop().await;
 }
 

@@ -349,6 +349,13 @@ impl Seen {
     }
 }
 
+/// The `X-Forwarded-User` the echo upstream saw for a GET of `url` with
+/// this `Cookie` header.
+pub async fn forwarded_user(client: &reqwest::Client, url: &str, cookie: &str) -> Option<String> {
+    let res = client.get(url).header("cookie", cookie).send().await.expect("send");
+    Seen(res.json().await.expect("json")).one("x-forwarded-user")
+}
+
 /// A plain HTTP client (no cookie store, no redirects).
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
