@@ -18,6 +18,7 @@
 //! branches), and hyper moves that future a few times per request.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName};
@@ -86,7 +87,8 @@ impl<'a> Sessions<'a> {
 #[derive(Debug, Default)]
 pub struct Found {
     /// The verified session fields; `None` when signed out.
-    pub session: Option<Map<String, Value>>,
+    /// Shared with the verified-signature memory: not copied per request.
+    pub session: Option<Arc<Map<String, Value>>>,
     /// Re-issue the cookie on the response (old, or signed by an old key).
     refresh: bool,
     /// A cookie was sent but rejected: clear it on the response.
@@ -114,7 +116,7 @@ impl Found {
     /// A session for this request only, from a credential it carried.
     pub fn request_only(session: Map<String, Value>, now: u64) -> Found {
         Found {
-            session: Some(session),
+            session: Some(Arc::new(session)),
             issued_at: now,
             request_only: true,
             ..Found::default()
@@ -191,7 +193,7 @@ pub async fn read(headers: &HeaderMap, client: IpAddr, s: &Sessions<'_>) -> Foun
             found.client = Some((client, user_agent(headers)));
         }
     }
-    if found.session.as_ref().is_some_and(|f| user_removed(f, s.users)) {
+    if found.session.as_deref().is_some_and(|f| user_removed(f, s.users)) {
         if let (Some(store), Some((sid, record))) = (s.store, &found.stored)
             && let Err(e) = Box::pin(store.delete(sid, &record.user)).await
         {
@@ -205,7 +207,7 @@ pub async fn read(headers: &HeaderMap, client: IpAddr, s: &Sessions<'_>) -> Foun
 /// Redis store: the record the cookie's id names.
 async fn load(
     store: &RedisStore,
-    payload: Map<String, Value>,
+    payload: Arc<Map<String, Value>>,
     found: Found,
     headers: &HeaderMap,
     client: IpAddr,
@@ -219,7 +221,7 @@ async fn load(
     match store.load(sid).await {
         Ok(Some(mut record)) => Found {
             // The fields move to `session`; the record keeps the rest.
-            session: Some(std::mem::take(&mut record.data)),
+            session: Some(Arc::new(std::mem::take(&mut record.data))),
             stored: Some((sid.to_string(), record)),
             client: Some((client, user_agent(headers))),
             ..found
@@ -294,7 +296,7 @@ pub async fn write_back(res: &mut HeaderMap, server_error: bool, found: Found, s
             warn!("backend session write lost: the session store is unavailable");
             None
         }
-        Some((bytes, writable)) => Some((patch::apply(found.session.as_ref(), &bytes, writable), bytes, writable)),
+        Some((bytes, writable)) => Some((patch::apply(found.session.as_deref(), &bytes, writable), bytes, writable)),
         None => None,
     };
     if found.legacy && !matches!(outcome, Some((Outcome::Clear, ..))) {
@@ -313,7 +315,7 @@ pub async fn write_back(res: &mut HeaderMap, server_error: bool, found: Found, s
             match (s.store, found.stored) {
                 (Some(store), Some((sid, mut record))) => {
                     // The compare-and-set starts from the fields as loaded.
-                    record.data = found.session.unwrap_or_default();
+                    record.data = found.session.map(Arc::unwrap_or_clone).unwrap_or_default();
                     // Re-applied to the newest fields until it lands.
                     let change = |current: &Map<String, Value>| match patch::apply(Some(current), &bytes, writable) {
                         Outcome::Update { session, .. } => Some(session),

@@ -101,7 +101,7 @@ pub fn cookie_codec(data: &[u8]) {
             ..limits()
         };
         let opened = session::codec::open("usher_session", &sealed, &keys, NOW, &big).expect("round trip");
-        assert_eq!(opened.payload, payload);
+        assert_eq!(*opened.payload, payload);
         let other = session::codec::open("other_name", &sealed, &keys, NOW, &big);
         assert!(other.is_err(), "the name is under the MAC");
     }

@@ -76,7 +76,7 @@ pub fn decode(cfg: &config::Session, cookie: &str, now: u64) -> Decoded {
         Ok(opened) => {
             let age = now.saturating_sub(opened.issued_at);
             let left = limits.max_age.saturating_sub(age);
-            let json = serde_json::to_string_pretty(&opened.payload).unwrap_or_default();
+            let json = serde_json::to_string_pretty(&*opened.payload).unwrap_or_default();
             let key = if opened.stale_key {
                 "an older key (re-signed on next use)"
             } else {

@@ -291,7 +291,7 @@ impl Service {
         if trace.enabled {
             trace.user = found
                 .session
-                .as_ref()
+                .as_deref()
                 .and_then(carrier::identity)
                 .map(|who| who.user().to_string());
         }
@@ -314,7 +314,7 @@ impl Service {
                 insecure_host: insecure.as_deref(),
                 ip: trace.client,
                 request_id: request_id::text(&trace.request_id),
-                session: found.session.as_ref(),
+                session: found.session.as_deref(),
                 stored: found.stored(),
                 unavailable: found.unavailable,
                 issued_at: found.issued_at,
@@ -343,7 +343,7 @@ impl Service {
                 html,
                 navigating: html && matches!(parts.method, Method::GET | Method::HEAD),
             }
-            .access(&parts.method, &target, found.session.as_ref())
+            .access(&parts.method, &target, found.session.as_deref())
         };
         // The store could not say who this is: a path that needs a
         // session waits (503), a public one goes on without one.
@@ -362,8 +362,8 @@ impl Service {
         };
         hop::set_forwarded(&mut parts.headers, peer, host.clone());
         parts.headers.insert(request_id::X_REQUEST_ID, trace.request_id.clone());
-        self.plan.inject(&mut parts.headers, found.session.as_ref());
-        if let (Some(signer), Some(session)) = (&self.signer, found.session.as_ref()) {
+        self.plan.inject(&mut parts.headers, found.session.as_deref());
+        if let (Some(signer), Some(session)) = (&self.signer, found.session.as_deref()) {
             let origin = forwarded_origin(&parts.headers);
             signer.insert_into(&mut parts.headers, session, &origin, now);
         }

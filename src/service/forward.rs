@@ -87,9 +87,9 @@ impl Service {
             return respond::store_unavailable(false);
         }
         if res.status() == StatusCode::OK {
-            self.plan.fill_all(res.headers_mut(), found.session.as_ref());
+            self.plan.fill_all(res.headers_mut(), found.session.as_deref());
             // The front proxy copies the assertion to the app like the others.
-            if let (Some(signer), Some(session)) = (&self.signer, found.session.as_ref()) {
+            if let (Some(signer), Some(session)) = (&self.signer, found.session.as_deref()) {
                 let origin = described.origin.as_deref().unwrap_or("");
                 signer.insert_into(res.headers_mut(), session, origin, sessions.now);
             }
@@ -108,7 +108,7 @@ impl Service {
         if cross_site {
             return decide::cross_site(false);
         }
-        let who = found.session.as_ref().and_then(crate::carrier::identity);
+        let who = found.session.as_deref().and_then(crate::carrier::identity);
         if d.method.is_none() {
             warn_no_method();
         }

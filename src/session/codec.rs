@@ -12,6 +12,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::Mac;
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 use subtle::{Choice, ConstantTimeEq};
 
@@ -65,8 +67,9 @@ pub struct Limits {
 /// A verified, unexpired session value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Opened {
-    /// The session fields.
-    pub payload: Map<String, Value>,
+    /// The session fields, shared (with the verified-signature memory);
+    /// `Arc::make_mut` or `Arc::unwrap_or_clone` to change them.
+    pub payload: Arc<Map<String, Value>>,
     /// When the value was sealed (unix seconds).
     pub issued_at: u64,
     /// True when a previous key, not the signing key, verified the value:
@@ -174,7 +177,7 @@ pub fn open(name: &str, value: &str, keys: &Keys, now: u64, limits: &Limits) -> 
     let payload: Map<String, Value> = serde_json::from_slice(&fields.json).map_err(|_| Rejected::Malformed)?;
     check_times(fields.issued_at, &payload, now, limits)?;
     Ok(Opened {
-        payload,
+        payload: Arc::new(payload),
         issued_at: fields.issued_at,
         stale_key,
     })

@@ -7,6 +7,8 @@
 //! (a backend write, a sign-in), and the issue time is the frameworks'
 //! (itsdangerous) rather than usher's.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use super::codec::{self, Limits, Opened, Rejected};
@@ -62,7 +64,7 @@ impl Format {
         // The frameworks keep their own issue times; usher does not refresh
         // these cookies on its own, so the time it sees is "now".
         Ok(Opened {
-            payload,
+            payload: Arc::new(payload),
             issued_at: now,
             stale_key: false,
         })
@@ -136,7 +138,7 @@ mod tests {
         for format in [Format::Usher, Format::Starlette, Format::Flask] {
             let value = format.seal("session", payload, 1000, &keys);
             let opened = format.open("session", &value, &keys, 1010, &limits).expect("opens");
-            assert_eq!(&opened.payload, payload, "{format:?}");
+            assert_eq!(&*opened.payload, payload, "{format:?}");
             assert_eq!(
                 format.open("session", &value, &keys, 1000 + 3601, &limits),
                 Err(Rejected::Expired)
@@ -167,9 +169,9 @@ mod tests {
             let memory = Verified::default();
             let value = format.seal("session", payload, 1000, &keys);
             let open = |now, limits: &Limits| format.open_remembered(&memory, "session", &value, &keys, now, limits);
-            assert_eq!(open(1010, &limits).map(|o| o.payload), Ok(payload.clone()));
+            assert_eq!(open(1010, &limits).map(|o| Arc::unwrap_or_clone(o.payload)), Ok(payload.clone()));
             assert_eq!(memory.len(), 1, "{format:?}: remembered once verified");
-            assert_eq!(open(1020, &limits).map(|o| o.payload), Ok(payload.clone()));
+            assert_eq!(open(1020, &limits).map(|o| Arc::unwrap_or_clone(o.payload)), Ok(payload.clone()));
             assert_eq!(open(1000 + 3601, &limits), Err(Rejected::Expired), "{format:?}");
             assert_eq!(open(600, &limits), Err(Rejected::Future), "{format:?}");
             let shorter = Limits {

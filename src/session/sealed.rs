@@ -16,6 +16,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
@@ -111,7 +113,7 @@ pub fn open(name: &str, value: &str, keys: &Keys, now: u64, limits: &Limits) -> 
     let payload: Map<String, Value> = serde_json::from_slice(&json).map_err(|_| Rejected::Malformed)?;
     codec::check_times(issued_at, &payload, now, limits)?;
     Ok(Opened {
-        payload,
+        payload: Arc::new(payload),
         issued_at,
         stale_key: index != 0,
     })
@@ -146,7 +148,7 @@ mod tests {
     fn round_trips_and_hides_the_fields() {
         let value = seal("s", &payload(), 1000, keys(&[A]).signing());
         let opened = open("s", &value, &keys(&[A]), 1010, &LIMITS).expect("opens");
-        assert_eq!(opened.payload, payload());
+        assert_eq!(*opened.payload, payload());
         assert!(!opened.stale_key);
         for readable in ["alice", "example", "user", "YWxpY2", "auth_time"] {
             assert!(!value.contains(readable), "{readable} visible in {value}");

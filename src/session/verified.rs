@@ -20,7 +20,7 @@
 //! the previous one and the oldest is dropped. Pure: no IO, no clock.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Map, Value};
 
@@ -50,7 +50,7 @@ struct Generations {
 struct Entry {
     /// The cookie name the value was verified under (it is under the MAC).
     name: Box<str>,
-    payload: Map<String, Value>,
+    payload: Arc<Map<String, Value>>,
     issued_at: u64,
     stale_key: bool,
 }
@@ -58,7 +58,7 @@ struct Entry {
 impl Entry {
     fn opened(&self) -> Opened {
         Opened {
-            payload: self.payload.clone(),
+            payload: Arc::clone(&self.payload),
             issued_at: self.issued_at,
             stale_key: self.stale_key,
         }
@@ -83,7 +83,7 @@ impl Verified {
     pub fn remember(&self, name: &str, value: &str, opened: &Opened) {
         let entry = Entry {
             name: name.into(),
-            payload: opened.payload.clone(),
+            payload: Arc::clone(&opened.payload),
             issued_at: opened.issued_at,
             stale_key: opened.stale_key,
         };
@@ -130,7 +130,7 @@ mod tests {
 
     fn opened(user: &str, issued_at: u64) -> Opened {
         Opened {
-            payload: json!({ "user": user }).as_object().expect("map").clone(),
+            payload: Arc::new(json!({ "user": user }).as_object().expect("map").clone()),
             issued_at,
             stale_key: false,
         }

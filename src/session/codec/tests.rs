@@ -52,7 +52,7 @@ fn check(value: &str, now: u64, limits: &Limits, expected: Result<(), Rejected>)
 #[test]
 fn round_trip() {
     let opened = open(NAME, &sealed(), &keys(&[NEW]), T0 + 10, &LIMITS).expect("valid");
-    assert_eq!(opened.payload, alice());
+    assert_eq!(*opened.payload, alice());
     assert_eq!(opened.issued_at, T0);
     assert!(!opened.stale_key);
 }
