@@ -296,7 +296,11 @@ pub async fn write_back(res: &mut HeaderMap, server_error: bool, found: Found, s
             warn!("backend session write lost: the session store is unavailable");
             None
         }
-        Some((bytes, writable)) => Some((patch::apply(found.session.as_deref(), &bytes, writable), bytes, writable)),
+        Some((bytes, writable)) => Some((
+            patch::apply(found.session.as_deref(), &bytes, writable),
+            bytes,
+            writable,
+        )),
         None => None,
     };
     if found.legacy && !matches!(outcome, Some((Outcome::Clear, ..))) {

@@ -93,10 +93,19 @@ mod tests {
 
     #[test]
     fn hex_digits_match_the_formatter_for_every_width_the_counter_reaches() {
-        for (v, digits) in [(0u64, 16), (0xdead_beef, 16), (u64::MAX, 16), (7, 8), (0x1_0000_0000, 9), (u64::MAX, 16)] {
+        for (v, digits) in [
+            (0u64, 16),
+            (0xdead_beef, 16),
+            (u64::MAX, 16),
+            (7, 8),
+            (0x1_0000_0000, 9),
+        ] {
             let mut out = Vec::new();
             push_hex(&mut out, v, digits);
-            assert_eq!(String::from_utf8(out).expect("ascii"), format!("{v:0width$x}", width = digits as usize));
+            assert_eq!(
+                String::from_utf8(out).expect("ascii"),
+                format!("{v:0width$x}", width = digits as usize)
+            );
         }
     }
 }

@@ -169,9 +169,15 @@ mod tests {
             let memory = Verified::default();
             let value = format.seal("session", payload, 1000, &keys);
             let open = |now, limits: &Limits| format.open_remembered(&memory, "session", &value, &keys, now, limits);
-            assert_eq!(open(1010, &limits).map(|o| Arc::unwrap_or_clone(o.payload)), Ok(payload.clone()));
+            assert_eq!(
+                open(1010, &limits).map(|o| Arc::unwrap_or_clone(o.payload)),
+                Ok(payload.clone())
+            );
             assert_eq!(memory.len(), 1, "{format:?}: remembered once verified");
-            assert_eq!(open(1020, &limits).map(|o| Arc::unwrap_or_clone(o.payload)), Ok(payload.clone()));
+            assert_eq!(
+                open(1020, &limits).map(|o| Arc::unwrap_or_clone(o.payload)),
+                Ok(payload.clone())
+            );
             assert_eq!(open(1000 + 3601, &limits), Err(Rejected::Expired), "{format:?}");
             assert_eq!(open(600, &limits), Err(Rejected::Future), "{format:?}");
             let shorter = Limits {
