@@ -5,15 +5,20 @@
 //! on plain connections, ALPN's choice on TLS) and served by hyper-util's
 //! auto connection. Everything else is HTTP/1.1, served one
 //! *request cycle* at a time: a hyper HTTP/1 connection is built when bytes
-//! arrive and taken apart again (`poll_without_shutdown` + `into_parts`) as
-//! soon as the exchange has settled (see [`Exchanges::settled`]). Between
+//! arrive and taken apart again (`poll_without_shutdown` + `into_parts`)
+//! once the exchange has settled (see [`Exchanges::settled`]) and no next
+//! request has begun within the linger (`super::linger`, 20 ms at most):
+//! a client that sends its next request at once keeps the same hyper
+//! connection, and so skips the building and taking apart. Between
 //! requests the connection is only its socket (and rustls's state, on TLS)
 //! and this task: about 1 KiB of memory in all for a plain connection and
 //! 9 KB for a TLS one (docs/PERFORMANCE.md), instead of some 21 KB or
 //! 34 KB with hyper's buffers kept. The idle wait has its own limit,
-//! `server.idle_timeout`, and `server.header_read_timeout` counts from the
-//! first byte of each request (and bounds the handshake plus the first
-//! request head of a new connection).
+//! `server.idle_timeout` (counted once the linger is over), and
+//! `server.header_read_timeout` counts from the first byte of each request
+//! (and bounds the handshake plus the first request head of a new
+//! connection); a request that begins within the linger is timed by hyper
+//! from the end of the previous exchange, at most the linger earlier.
 //!
 //! hyper takes the connection apart only when it is idle (`graceful_shutdown`
 //! on an idle connection closes it without writing a byte); when it is not,
@@ -356,12 +361,16 @@ impl hyper::service::Service<Request<Incoming>> for CycleService {
     }
 }
 
-/// Poll the hyper connection; take it apart once the exchange has settled,
-/// or wind it down when the server stops.
+/// Poll the hyper connection; take it apart once the exchange has settled
+/// and no next request has begun within `Job::linger`, or wind it down when
+/// the server stops.
 async fn drive(job: &Job, hyper_conn: &mut Http1Conn, exchanges: &Exchanges) -> hyper::Result<Ended> {
     let mut stopping = pin!(job.bell.stopped());
     let mut draining = false;
     let mut released_after: Option<u32> = None;
+    // The exchange count at which the connection began to linger, and the
+    // timer that ends it; made once per cycle, reset for each exchange.
+    let mut lingering: Option<(u32, Pin<Box<tokio::time::Sleep>>)> = None;
     poll_fn(|cx| {
         loop {
             if let Poll::Ready(done) = Pin::new(&mut *hyper_conn).poll_without_shutdown(cx) {
@@ -381,7 +390,27 @@ async fn drive(job: &Job, hyper_conn: &mut Http1Conn, exchanges: &Exchanges) -> 
                 continue;
             }
             if !draining && released_after.is_none() && exchanges.settled() {
-                released_after = Some(exchanges.started());
+                let started = exchanges.started();
+                match &mut lingering {
+                    // Still the same exchange: wait for the next request
+                    // until the timer ends the linger.
+                    Some((at, timer)) if *at == started => {
+                        if timer.as_mut().poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                    }
+                    // Another exchange settled since: linger anew.
+                    Some((at, timer)) => {
+                        *at = started;
+                        timer.as_mut().reset(tokio::time::Instant::now() + job.linger);
+                        continue;
+                    }
+                    None => {
+                        lingering = Some((started, Box::pin(tokio::time::sleep(job.linger))));
+                        continue;
+                    }
+                }
+                released_after = Some(started);
                 Pin::new(&mut *hyper_conn).graceful_shutdown();
                 continue;
             }

@@ -463,3 +463,34 @@ async fn a_connection_over_the_cap_takes_an_idle_place_or_is_closed() {
     drop((first, third));
     proxy.stop().await;
 }
+
+/// A connection that has just been answered keeps hyper's connection for a
+/// few milliseconds (the linger) in case its next request follows at once;
+/// at the cap, a new client that arrives in that moment still gets the
+/// place once the linger is over, and the quiet connection is closed.
+#[tokio::test]
+async fn a_connection_just_answered_gives_its_place_up_after_its_linger() {
+    let (_up, proxy, mut first) = connected("[server]\nmax_connections = 1\n").await;
+    for i in 0..3 {
+        let req = format!("GET /first/{i} HTTP/1.1\r\nhost: app.test\r\n\r\n");
+        first.write_all(req.as_bytes()).await.expect("write");
+        let doc: serde_json::Value =
+            serde_json::from_str(&read_responses(&mut first, 1).await.remove(0)).expect("json");
+        assert_eq!(doc["uri"], format!("/first/{i}"), "kept alive across the linger");
+    }
+    // At once, while `first` may still linger.
+    let mut second = TcpStream::connect(proxy.addr).await.expect("connect");
+    second
+        .write_all(b"GET /second HTTP/1.1\r\nhost: app.test\r\n\r\n")
+        .await
+        .expect("write");
+    let bodies = tokio::time::timeout(Duration::from_secs(3), read_responses(&mut second, 1))
+        .await
+        .expect("the new client is served within the room wait");
+    let doc: serde_json::Value = serde_json::from_str(&bodies[0]).expect("json");
+    assert_eq!(doc["uri"], "/second");
+    let mut byte = [0u8; 1];
+    let closed = tokio::time::timeout(Duration::from_secs(2), first.read(&mut byte)).await;
+    assert!(matches!(closed, Ok(Ok(0) | Err(_))), "the quiet one was closed");
+    proxy.stop().await;
+}
