@@ -78,7 +78,7 @@ fn request_headers() -> HeaderMap {
 
 fn headers(c: &mut Criterion) {
     let plan = plan();
-    let session = session();
+    let session = std::sync::Arc::new(session());
     let base = request_headers();
     let peer = Peer {
         ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),

@@ -8,6 +8,8 @@
 //! that the backend would take for one of usher's.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
@@ -22,8 +24,11 @@ const VALUE: &AsciiSet = &CONTROLS.add(b'%');
 /// Inside a list element `,` is escaped too, since `,` joins the elements.
 const LIST_ELEMENT: &AsciiSet = &VALUE.add(b',');
 
+/// Shared session fields whose header values [`HeaderPlan::inject`]
+/// remembers, at most; the memory starts again when it is full.
+const MEMO_ENTRIES: usize = 1024;
+
 /// `[session.forward]` compiled for the request path.
-#[derive(Debug, Clone)]
 pub struct HeaderPlan {
     forward: Vec<(HeaderName, String)>,
     /// Names usher sets but not from a field (the identity assertion):
@@ -31,7 +36,14 @@ pub struct HeaderPlan {
     also: Vec<HeaderName>,
     /// Lower-case names with `_` and `.` folded to `-`, to catch variants.
     folded: Vec<String>,
+    /// The values `forward` makes from shared session fields (a remembered
+    /// cookie's), by the fields' address; see [`HeaderPlan::inject`].
+    memo: Mutex<Memo>,
 }
+
+/// Field address -> (the fields, weakly; the value made for each entry of
+/// `forward`, in order).
+type Memo = HashMap<usize, (Weak<Map<String, Value>>, Arc<[Option<HeaderValue>]>)>;
 
 impl HeaderPlan {
     /// Compile the plan.
@@ -40,6 +52,7 @@ impl HeaderPlan {
             forward: forward.iter().map(|f| (f.header.clone(), f.field.clone())).collect(),
             also: Vec::new(),
             folded: forward.iter().map(|f| fold(f.header.as_str())).collect(),
+            memo: Mutex::default(),
         }
     }
 
@@ -63,13 +76,58 @@ impl HeaderPlan {
 
     /// Add each configured header whose field is present in `session`.
     /// Call after [`strip`](Self::strip).
-    pub fn inject(&self, headers: &mut HeaderMap, session: Option<&Map<String, Value>>) {
-        let Some(session) = session else { return };
-        for (name, field) in &self.forward {
-            if let Some(value) = session.get(field).and_then(header_value) {
-                headers.insert(name.clone(), value);
+    ///
+    /// Fields shared with the verified-signature memory (the same `Arc` on
+    /// every request with that cookie) have their values made once and
+    /// remembered by address. The address is a sound key: the memory holds
+    /// a `Weak` to the fields, so their allocation is not freed while the
+    /// entry exists and no other fields can have that address, and fields
+    /// with a `Weak` on them are never changed in place (`Arc::get_mut`
+    /// refuses, `Arc::make_mut` moves them). Fields only this request holds
+    /// (a Redis record, a credential's) are encoded directly.
+    pub fn inject(&self, headers: &mut HeaderMap, session: Option<&Arc<Map<String, Value>>>) {
+        let Some(fields) = session else { return };
+        let values = if Arc::strong_count(fields) > 1 {
+            self.shared_values(fields)
+        } else {
+            self.values(fields)
+        };
+        for ((name, _), value) in self.forward.iter().zip(values.iter()) {
+            if let Some(value) = value {
+                headers.insert(name.clone(), value.clone());
             }
         }
+    }
+
+    /// The value of each `forward` entry for `fields`.
+    fn values(&self, fields: &Map<String, Value>) -> Arc<[Option<HeaderValue>]> {
+        let made = self
+            .forward
+            .iter()
+            .map(|(_, field)| fields.get(field).and_then(header_value));
+        made.collect()
+    }
+
+    fn shared_values(&self, fields: &Arc<Map<String, Value>>) -> Arc<[Option<HeaderValue>]> {
+        let key = Arc::as_ptr(fields) as usize;
+        let lock = || self.memo.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((kept, values)) = lock().get(&key)
+            && std::ptr::eq(kept.as_ptr(), Arc::as_ptr(fields))
+        {
+            return Arc::clone(values);
+        }
+        let values = self.values(fields);
+        let mut memo = lock();
+        if memo.len() >= MEMO_ENTRIES {
+            memo.clear();
+        }
+        memo.insert(key, (Arc::downgrade(fields), Arc::clone(&values)));
+        values
+    }
+
+    /// Shared fields whose values are remembered now.
+    pub fn remembered(&self) -> usize {
+        self.memo.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 
     /// Set every configured header: the session's value, or empty when the
@@ -95,6 +153,17 @@ impl HeaderPlan {
     /// The configured header names, in order.
     pub fn names(&self) -> impl Iterator<Item = &HeaderName> {
         self.forward.iter().map(|(n, _)| n)
+    }
+}
+
+impl std::fmt::Debug for HeaderPlan {
+    /// The names only: remembered values are session data.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeaderPlan")
+            .field("forward", &self.forward)
+            .field("also", &self.also)
+            .field("remembered", &self.remembered())
+            .finish()
     }
 }
 

@@ -362,7 +362,7 @@ impl Service {
         };
         hop::set_forwarded(&mut parts.headers, peer, host.clone());
         parts.headers.insert(request_id::X_REQUEST_ID, trace.request_id.clone());
-        self.plan.inject(&mut parts.headers, found.session.as_deref());
+        self.plan.inject(&mut parts.headers, found.session.as_ref());
         if let (Some(signer), Some(session)) = (&self.signer, found.session.as_deref()) {
             let origin = forwarded_origin(&parts.headers);
             signer.insert_into(&mut parts.headers, session, &origin, now);

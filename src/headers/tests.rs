@@ -80,11 +80,64 @@ fn strip_removes_every_spelling() {
 fn inject_sets_present_fields_only() {
     let mut h = HeaderMap::new();
     let session = json!({"user": "alice", "groups": ["a", "b"], "other": 1});
-    plan().inject(&mut h, session.as_object());
+    plan().inject(&mut h, Some(&fields(&session)));
     assert_eq!(h["x-forwarded-user"], "alice");
     assert_eq!(h["x-forwarded-groups"], "a,b");
     assert!(!h.contains_key("x-cart"));
     let mut h = HeaderMap::new();
     plan().inject(&mut h, None);
     assert!(h.is_empty());
+}
+
+fn fields(v: &Value) -> Arc<Map<String, Value>> {
+    Arc::new(v.as_object().expect("object").clone())
+}
+
+fn injected(plan: &HeaderPlan, session: &Arc<Map<String, Value>>) -> Option<String> {
+    let mut h = HeaderMap::new();
+    plan.inject(&mut h, Some(session));
+    h.get("x-forwarded-user").map(|v| v.to_str().expect("text").to_string())
+}
+
+#[test]
+fn shared_fields_have_their_values_remembered_and_only_their_own() {
+    let plan = plan();
+    let alice = fields(&json!({"user": "alice"}));
+    let bob = fields(&json!({"user": "bob"}));
+    let (_kept_a, _kept_b) = (Arc::clone(&alice), Arc::clone(&bob));
+    for _ in 0..3 {
+        assert_eq!(injected(&plan, &alice).as_deref(), Some("alice"));
+        assert_eq!(injected(&plan, &bob).as_deref(), Some("bob"));
+    }
+    assert_eq!(plan.remembered(), 2, "one entry per shared set of fields");
+    // Fields this request alone holds are not remembered.
+    let carol = fields(&json!({"user": "carol"}));
+    assert_eq!(injected(&plan, &carol).as_deref(), Some("carol"));
+    assert_eq!(plan.remembered(), 2);
+    assert!(!format!("{plan:?}").contains("alice"), "Debug shows no session data");
+}
+
+#[test]
+fn fields_made_after_remembered_ones_are_gone_never_get_their_values() {
+    // The memory keys by address; new fields must never be taken for
+    // old ones, however the allocator reuses memory.
+    let plan = plan();
+    for i in 0..200 {
+        let fields = fields(&json!({"user": format!("user{i}")}));
+        let _kept = Arc::clone(&fields);
+        assert_eq!(injected(&plan, &fields), Some(format!("user{i}")));
+    }
+}
+
+#[test]
+fn the_memory_of_values_is_bounded() {
+    let plan = plan();
+    let mut kept = Vec::new();
+    for i in 0..(MEMO_ENTRIES + 10) {
+        let fields = fields(&json!({"user": format!("user{i}")}));
+        kept.push(Arc::clone(&fields));
+        injected(&plan, &fields);
+        assert!(plan.remembered() <= MEMO_ENTRIES);
+    }
+    assert!(plan.remembered() >= 1);
 }
