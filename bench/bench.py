@@ -664,6 +664,16 @@ def start_backend(work, port, bodies=BODIES):
     return backend
 
 
+def usher_build(path, smoke):
+    """How the binary was built, as far as its path says (USHER_BIN may
+    name a copy anywhere)."""
+    if "/release/" in path:
+        return "release"
+    if "/debug/" in path:
+        return "debug (smoke)" if smoke else "debug"
+    return "given by USHER_BIN"
+
+
 def session_cookie(usher_bin, config, env):
     """A cookie value for SESSION_JSON, made by `usher session encode` with `config`."""
     value = subprocess.run([usher_bin, "session", "encode", "-c", str(config), SESSION_JSON],
@@ -961,8 +971,8 @@ def main():
                 "cpu_model": cpu_model,
                 "nginx": version(["nginx", "-v"]).replace("nginx version: ", ""),
                 "wrk": version(["wrk", "-v"]).split(" [")[0],
-                "usher_bin": os.path.basename(os.path.dirname(args.usher)) + "/usher",
-                "usher_build": "release" if "/release/" in args.usher else "debug (smoke)",
+                "usher_bin": os.path.basename(os.path.dirname(args.usher)) + "/" + os.path.basename(args.usher),
+                "usher_build": usher_build(args.usher, args.smoke),
                 "mode": "smoke" if args.smoke else "full",
                 "rounds": rnd, "rounds_wanted": args.rounds, "duration_s": args.duration, "connections": args.connections,
                 "max_foreign_cores": args.max_foreign, "max_steal_cores": args.max_steal,
