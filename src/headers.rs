@@ -41,7 +41,8 @@ pub struct HeaderPlan {
     memo: Mutex<Memo>,
 }
 
-/// Field address -> (the fields, weakly; the value made for each entry of
+/// Field address -> (the fields, weakly: this keeps their allocation, so
+/// the address names them alone; the value made for each entry of
 /// `forward`, in order).
 type Memo = HashMap<usize, (Weak<Map<String, Value>>, Arc<[Option<HeaderValue>]>)>;
 
@@ -111,9 +112,9 @@ impl HeaderPlan {
     fn shared_values(&self, fields: &Arc<Map<String, Value>>) -> Arc<[Option<HeaderValue>]> {
         let key = Arc::as_ptr(fields) as usize;
         let lock = || self.memo.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((kept, values)) = lock().get(&key)
-            && std::ptr::eq(kept.as_ptr(), Arc::as_ptr(fields))
-        {
+        // The key alone identifies the fields: the entry's `Weak` keeps
+        // their allocation, so no other fields can be at that address.
+        if let Some((_pinned, values)) = lock().get(&key) {
             return Arc::clone(values);
         }
         let values = self.values(fields);

@@ -9,11 +9,11 @@
 //! It knows nothing of HTTP headers (that is `session::cookie`) or of what
 //! the payload fields mean, except `auth_time` for the absolute lifetime.
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::Mac;
-use std::sync::Arc;
-
 use serde_json::{Map, Value};
 use subtle::{Choice, ConstantTimeEq};
 

@@ -11,13 +11,13 @@
 //! is the signed format's: the first secret seals, every secret opens.
 //! Pure apart from the nonce.
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
-use std::sync::Arc;
-
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
