@@ -47,33 +47,49 @@ pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-ho
 /// `Connection` token `upgrade` and an `Upgrade` header), so the caller can
 /// re-add the pair for a tunnelled WebSocket.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
+    // Each name is looked at once; values are looked up only for the
+    // hop-by-hop headers present (usually none, or `Connection` alone).
+    let mut present = [false; HOP_BY_HOP.len()];
+    for name in headers.keys() {
+        if let Some(i) = hop_index(name.as_str()) {
+            present[i] = true;
+        }
+    }
+    let [connection, _, _, te, _, _, upgrade, _, _] = present;
     let mut named: Vec<HeaderName> = Vec::new();
     let mut upgrade_requested = false;
-    for value in headers.get_all(header::CONNECTION) {
-        let Ok(text) = value.to_str() else { continue };
-        for token in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-            if token.eq_ignore_ascii_case("upgrade") {
-                upgrade_requested = true;
-            } else if is_hop_by_hop(token) {
-                // Removed anyway (`keep-alive`, the usual token): no name
-                // to build.
-            } else if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
-                named.push(name);
+    if connection {
+        for value in headers.get_all(header::CONNECTION) {
+            let Ok(text) = value.to_str() else { continue };
+            for token in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                if token.eq_ignore_ascii_case("upgrade") {
+                    upgrade_requested = true;
+                } else if is_hop_by_hop(token) {
+                    // Removed anyway (`keep-alive`, the usual token): no
+                    // name to build.
+                } else if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                    named.push(name);
+                }
             }
         }
     }
-    let upgrade = if upgrade_requested {
+    let offered = if upgrade_requested && upgrade {
         headers.get(header::UPGRADE).cloned()
     } else {
         None
     };
-    let te_trailers = headers.get_all(header::TE).iter().any(is_trailers);
-    remove_where(headers, |name| HOP_BY_HOP.contains(name) || named.contains(name));
+    let te_trailers = te && headers.get_all(header::TE).iter().any(is_trailers);
+    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, here)| *here) {
+        headers.remove(name);
+    }
+    for name in &named {
+        headers.remove(name);
+    }
     if te_trailers {
         // `TE: trailers` is the one TE value a proxy passes on (gRPC needs it).
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
-    upgrade
+    offered
 }
 
 /// The protocol of an `Upgrade` request value that may be tunnelled: the
@@ -125,6 +141,24 @@ pub fn restore_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
     headers.insert(header::UPGRADE, protocol);
 }
 
+/// The place of a (lower-case) name in [`HOP_BY_HOP`]: a `match` on the
+/// text compiles to a switch on the length and one comparison, where
+/// comparing `HeaderName`s would take nine.
+fn hop_index(name: &str) -> Option<usize> {
+    match name {
+        "connection" => Some(0),
+        "proxy-connection" => Some(1),
+        "keep-alive" => Some(2),
+        "te" => Some(3),
+        "trailer" => Some(4),
+        "transfer-encoding" => Some(5),
+        "upgrade" => Some(6),
+        "proxy-authorization" => Some(7),
+        "http2-settings" => Some(8),
+        _ => None,
+    }
+}
+
 fn is_hop_by_hop(token: &str) -> bool {
     HOP_BY_HOP.iter().any(|name| token.eq_ignore_ascii_case(name.as_str()))
 }
@@ -164,10 +198,13 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: Peer, host: Option<HeaderVal
     if let Ok(v) = xff {
         headers.insert(X_FORWARDED_FOR, v);
     }
-    if !headers.contains_key(X_FORWARDED_PROTO) {
+    // An untrusted peer's forwarding headers are gone already: nothing to
+    // look up. A trusted proxy's own `-Proto` and `-Host` are kept.
+    let absent = |headers: &HeaderMap, name| !peer.trusted || !headers.contains_key(name);
+    if absent(headers, X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(peer.proto));
     }
-    if let Some(host) = host.filter(|_| !headers.contains_key(X_FORWARDED_HOST)) {
+    if let Some(host) = host.filter(|_| absent(headers, X_FORWARDED_HOST)) {
         headers.insert(X_FORWARDED_HOST, host);
     }
 }

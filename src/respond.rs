@@ -3,7 +3,7 @@
 //! builds values, does no IO.
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode};
 use http_body_util::{Either, Full};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
@@ -40,7 +40,8 @@ pub fn wants_html(method: &Method, headers: &HeaderMap) -> bool {
 /// whatever the method (a browser's form POST gets a page too): no
 /// `X-Requested-With`, and an `Accept` that prefers `text/html` to JSON.
 pub fn prefers_html(headers: &HeaderMap) -> bool {
-    if headers.contains_key("x-requested-with") {
+    const X_REQUESTED_WITH: HeaderName = HeaderName::from_static("x-requested-with");
+    if headers.contains_key(X_REQUESTED_WITH) {
         return false;
     }
     let mut html = 0.0_f32;

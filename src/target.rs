@@ -74,11 +74,20 @@ pub fn normalise_path(uri: &Uri) -> Result<Cow<'_, str>, BadTarget> {
 }
 
 /// Fast path: nothing to decode, no dot or empty segment, nothing to refuse.
+/// One pass over the bytes (`path` starts with `/`, so every segment
+/// follows one): no escape, `\\` or NUL anywhere, and no `/` or `.` right
+/// after a `/`.
 fn is_plain(path: &str) -> bool {
-    let bytes = path.as_bytes();
-    !bytes.iter().any(|&b| b == b'%' || b == b'\\' || b == 0)
-        && !path.contains("//")
-        && !path.split('/').any(|seg| seg.starts_with('.'))
+    let mut after_slash = false;
+    for &b in path.as_bytes() {
+        match b {
+            b'%' | b'\\' | 0 => return false,
+            b'/' | b'.' if after_slash => return false,
+            _ => {}
+        }
+        after_slash = b == b'/';
+    }
+    true
 }
 
 fn canonical(path: &str) -> Result<String, BadTarget> {

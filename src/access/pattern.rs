@@ -167,15 +167,17 @@ impl<'a> Iterator for Segments<'a> {
     fn next(&mut self) -> Option<&'a str> {
         loop {
             let rest = self.rest?;
-            let (seg, tail) = match rest.split_once('/') {
-                Some((seg, tail)) => (seg, Some(tail)),
+            // Paths are short: a plain byte scan beats setting up a
+            // searcher for each segment.
+            let (seg, tail) = match rest.bytes().position(|b| b == b'/') {
+                Some(i) => (&rest[..i], rest.get(i + 1..)),
                 None => (rest, None),
             };
             self.rest = tail;
             if self.reading == Reading::Raw {
                 return Some(seg);
             }
-            let name = seg.split_once(';').map_or(seg, |(name, _)| name);
+            let name = seg.bytes().position(|b| b == b';').map_or(seg, |i| &seg[..i]);
             // `;x` between two slashes is an empty segment to a servlet
             // container, which then merges the slashes around it.
             if !(name.is_empty() && !seg.is_empty() && tail.is_some()) {

@@ -220,3 +220,32 @@ fn the_real_client_is_the_rightmost_untrusted_hop() {
     let stranger: IpAddr = "198.51.100.1".parse().expect("ip");
     check(&["203.0.113.9"], stranger, "198.51.100.1");
 }
+
+/// Each hop-by-hop name is removed on its own, in any company, and an
+/// upgrade is reported only when both halves of the pair are there.
+#[test]
+fn each_hop_by_hop_header_alone_is_removed_and_upgrade_needs_both_halves() {
+    for name in &HOP_BY_HOP {
+        let mut h = map(&[(name.as_str(), "x"), ("accept", "*/*")]);
+        assert_eq!(strip_hop_by_hop(&mut h), None, "{name}");
+        assert_eq!(names(&h), ["accept"], "{name}");
+    }
+    let mut h = map(&[("connection", "upgrade")]);
+    assert_eq!(strip_hop_by_hop(&mut h), None, "Connection: upgrade without Upgrade");
+    let mut h = map(&[("upgrade", "websocket")]);
+    assert_eq!(strip_hop_by_hop(&mut h), None, "Upgrade without the Connection token");
+    assert!(h.is_empty());
+    let mut h = map(&[("te", "gzip, trailers"), ("connection", "te")]);
+    strip_hop_by_hop(&mut h);
+    assert_eq!(h.get_all(header::TE).iter().collect::<Vec<_>>(), ["trailers"]);
+}
+
+#[test]
+fn the_name_switch_agrees_with_the_table() {
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        assert_eq!(hop_index(name.as_str()), Some(i), "{name}");
+    }
+    for other in ["host", "cookie", "connections", "tE", "x-upgrade", ""] {
+        assert_eq!(hop_index(other), None, "{other}");
+    }
+}

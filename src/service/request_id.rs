@@ -20,9 +20,12 @@ const MAX_LEN: usize = 128;
 /// The request's id: a trusted proxy's own (one value of printable ASCII,
 /// at most 128 bytes), else a new one.
 pub fn of(headers: &HeaderMap, trusted: bool) -> HeaderValue {
+    if !trusted {
+        return fresh();
+    }
     let mut given = headers.get_all(X_REQUEST_ID).iter();
     match (given.next(), given.next()) {
-        (Some(id), None) if trusted && acceptable(id.as_bytes()) => id.clone(),
+        (Some(id), None) if acceptable(id.as_bytes()) => id.clone(),
         _ => fresh(),
     }
 }

@@ -96,3 +96,41 @@ fn non_path_forms_are_refused() {
     check("*", Err(BadTarget::Form));
     check("example.com:443", Err(BadTarget::Form));
 }
+
+/// Every path of up to six bytes from an alphabet of the bytes that matter:
+/// the one-pass fast path says "plain" exactly when the three whole-string
+/// checks it replaced do, and a plain path is its own canonical form.
+#[test]
+fn the_fast_path_takes_only_paths_that_are_already_canonical() {
+    const ALPHABET: &[u8] = b"/.a%\\;2e\0";
+    let reference = |path: &str| {
+        !path.bytes().any(|b| b == b'%' || b == b'\\' || b == 0)
+            && !path.contains("//")
+            && !path.split('/').any(|seg| seg.starts_with('.'))
+    };
+    let mut tails: Vec<Vec<u8>> = vec![Vec::new()];
+    for _ in 0..5 {
+        let longer: Vec<Vec<u8>> = tails
+            .iter()
+            .filter(|t| t.len() == tails.last().map_or(0, Vec::len))
+            .flat_map(|t| {
+                ALPHABET.iter().map(move |&b| {
+                    let mut t = t.clone();
+                    t.push(b);
+                    t
+                })
+            })
+            .collect();
+        tails.extend(longer);
+    }
+    let mut plain = 0;
+    for tail in &tails {
+        let path = format!("/{}", String::from_utf8(tail.clone()).expect("ascii"));
+        assert_eq!(is_plain(&path), reference(&path), "{path:?}");
+        if is_plain(&path) {
+            plain += 1;
+            assert_eq!(canonical(&path).as_deref(), Ok(path.as_str()), "{path:?}");
+        }
+    }
+    assert!(plain > 1000 && plain < tails.len(), "both kinds were tried: {plain} plain");
+}
