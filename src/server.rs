@@ -166,8 +166,9 @@ impl Job {
     fn new(config: &Config, live: Shared, metrics: Arc<Metrics>) -> Self {
         let server = &config.server;
         let mut h1 = http1::Builder::new();
+        // The request cycle times request heads itself (`client::drive`).
         h1.timer(TokioTimer::new())
-            .header_read_timeout(server.header_read_timeout)
+            .header_read_timeout(None)
             .max_buf_size(server.max_header_bytes);
         Job {
             live,
@@ -205,9 +206,9 @@ fn auto_builder(config: &Config) -> auto::Builder<TokioExecutor> {
 /// the next request before it is taken apart: a client that sends its next
 /// request at once (a page's assets, an API client, a load test) is served
 /// by the same hyper connection, and one that pauses costs only its socket
-/// after this. A quarter of `header_read_timeout` at most: hyper's head
-/// timer runs from the moment it waits for the next request, and the next
-/// request must still get nearly all of that time.
+/// after this. A quarter of `header_read_timeout` at most: a head still
+/// arriving when the linger ends moves to a new cycle with the whole
+/// `header_read_timeout`, so a slow head gets at most 1.25 times that.
 fn linger(header_read_timeout: Duration) -> Duration {
     LINGER.min(header_read_timeout / 4)
 }

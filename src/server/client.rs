@@ -15,10 +15,11 @@
 //! 9 KB for a TLS one (docs/PERFORMANCE.md), instead of some 21 KB or
 //! 34 KB with hyper's buffers kept. The idle wait has its own limit,
 //! `server.idle_timeout` (counted once the linger is over), and
-//! `server.header_read_timeout` counts from the first byte of each request
-//! (and bounds the handshake plus the first request head of a new
-//! connection); a request that begins within the linger is timed by hyper
-//! from the end of the previous exchange, at most the linger earlier.
+//! `server.header_read_timeout` bounds the handshake plus the first bytes
+//! of a new connection, and then the first request head of each cycle
+//! (timed by the cycle, not by hyper: `drive`); a head that begins within
+//! the linger and is not read by its end gets a cycle of its own, with the
+//! whole `header_read_timeout` again.
 //!
 //! hyper takes the connection apart only when it is idle (`graceful_shutdown`
 //! on an idle connection closes it without writing a byte); when it is not,
@@ -49,6 +50,10 @@ use crate::conn::io::{ClientIo, Stream};
 use crate::live::Shared;
 use crate::respond::Body;
 use crate::service::Connection;
+
+/// The answer to a request head that took longer than
+/// `server.header_read_timeout`.
+const HEAD_TIMED_OUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -268,6 +273,9 @@ enum Ended {
     Closed,
     /// Answered `101`: the socket belongs to a tunnel now.
     Upgraded,
+    /// The cycle's first request head was not read within
+    /// `server.header_read_timeout`.
+    HeadTimedOut,
 }
 
 /// One request cycle: build a hyper HTTP/1 connection over `io`, serve
@@ -285,6 +293,7 @@ async fn cycle(job: &Job, io: ClientIo, conn: Connection) -> Option<ClientIo> {
     let mut hyper_conn = job.http1.serve_connection(TokioIo::new(watched), service);
     let ended = drive(job, &mut hyper_conn, &exchanges).await;
     let parts = hyper_conn.into_parts();
+    let mid_head = !parts.read_buf.is_empty();
     let mut io = parts.io.into_inner();
     io.unread(parts.read_buf);
     match ended {
@@ -300,6 +309,24 @@ async fn cycle(job: &Job, io: ClientIo, conn: Connection) -> Option<ClientIo> {
             // TLS sends `close_notify` first, which a client that stopped
             // reading would hold up.
             let _ = tokio::time::timeout(job.header_read_timeout, io.shutdown()).await;
+            None
+        }
+        Ok(Ended::HeadTimedOut) => {
+            Account::refused(
+                &job.metrics,
+                408,
+                "request head not received within header_read_timeout",
+            );
+            debug!(remote = %conn.remote, "request head not received within header_read_timeout");
+            // As hyper's own head timer did: a 408 to a client that sent
+            // part of a head, a plain close to one that sent nothing.
+            let _ = tokio::time::timeout(job.header_read_timeout, async {
+                if mid_head {
+                    io.write_all(HEAD_TIMED_OUT).await?;
+                }
+                io.shutdown().await
+            })
+            .await;
             None
         }
         Err(e) => {
@@ -364,13 +391,22 @@ impl hyper::service::Service<Request<Incoming>> for CycleService {
 /// Poll the hyper connection; take it apart once the exchange has settled
 /// and no next request has begun within `Job::linger`, or wind it down when
 /// the server stops.
+///
+/// One timer per cycle does two jobs. Until the cycle's first request head
+/// is read it is `server.header_read_timeout` (hyper's own head timer is
+/// off: it allocates and registers a timer per request); after that it is
+/// the linger, reset for each settled exchange. A head that begins within
+/// a linger but is not read by its end is left to the next cycle, which
+/// gives it the whole `header_read_timeout` again (hyper closes an idle
+/// connection at once, and its buffered bytes seed that cycle).
 async fn drive(job: &Job, hyper_conn: &mut Http1Conn, exchanges: &Exchanges) -> hyper::Result<Ended> {
     let mut stopping = pin!(job.bell.stopped());
     let mut draining = false;
     let mut released_after: Option<u32> = None;
-    // The exchange count at which the connection began to linger, and the
-    // timer that ends it; made once per cycle, reset for each exchange.
-    let mut lingering: Option<(u32, Pin<Box<tokio::time::Sleep>>)> = None;
+    let mut timer = Box::pin(tokio::time::sleep(job.header_read_timeout));
+    // The exchange count whose settling the timer's linger follows; `None`
+    // while it is the head deadline.
+    let mut lingering_after: Option<u32> = None;
     poll_fn(|cx| {
         loop {
             if let Poll::Ready(done) = Pin::new(&mut *hyper_conn).poll_without_shutdown(cx) {
@@ -389,32 +425,31 @@ async fn drive(job: &Job, hyper_conn: &mut Http1Conn, exchanges: &Exchanges) -> 
                 Pin::new(&mut *hyper_conn).graceful_shutdown();
                 continue;
             }
-            if !draining && released_after.is_none() && exchanges.settled() {
-                let started = exchanges.started();
-                match &mut lingering {
-                    // Still the same exchange: wait for the next request
-                    // until the timer ends the linger.
-                    Some((at, timer)) if *at == started => {
-                        if timer.as_mut().poll(cx).is_pending() {
-                            return Poll::Pending;
-                        }
-                    }
-                    // Another exchange settled since: linger anew.
-                    Some((at, timer)) => {
-                        *at = started;
-                        timer.as_mut().reset(tokio::time::Instant::now() + job.linger);
-                        continue;
-                    }
-                    None => {
-                        lingering = Some((started, Box::pin(tokio::time::sleep(job.linger))));
-                        continue;
-                    }
-                }
-                released_after = Some(started);
-                Pin::new(&mut *hyper_conn).graceful_shutdown();
+            if draining || released_after.is_some() {
+                return Poll::Pending;
+            }
+            let started = exchanges.started();
+            if started == 0 {
+                // The first head of the cycle: hyper has not read it yet.
+                return match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Ok(Ended::HeadTimedOut)),
+                    Poll::Pending => Poll::Pending,
+                };
+            }
+            if !exchanges.settled() {
+                return Poll::Pending;
+            }
+            if lingering_after != Some(started) {
+                // Settled since the timer was last set: linger anew.
+                lingering_after = Some(started);
+                timer.as_mut().reset(tokio::time::Instant::now() + job.linger);
                 continue;
             }
-            return Poll::Pending;
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            released_after = Some(started);
+            Pin::new(&mut *hyper_conn).graceful_shutdown();
         }
     })
     .await

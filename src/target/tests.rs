@@ -132,5 +132,8 @@ fn the_fast_path_takes_only_paths_that_are_already_canonical() {
             assert_eq!(canonical(&path).as_deref(), Ok(path.as_str()), "{path:?}");
         }
     }
-    assert!(plain > 1000 && plain < tails.len(), "both kinds were tried: {plain} plain");
+    assert!(
+        plain > 1000 && plain < tails.len(),
+        "both kinds were tried: {plain} plain"
+    );
 }

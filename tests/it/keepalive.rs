@@ -494,3 +494,52 @@ async fn a_connection_just_answered_gives_its_place_up_after_its_linger() {
     assert!(matches!(closed, Ok(Ok(0) | Err(_))), "the quiet one was closed");
     proxy.stop().await;
 }
+
+/// A slowloris on a connection that has already been answered: the next
+/// head trickles in a byte at a time, each byte well inside the linger and
+/// the header limit, forever. usher times request heads itself (hyper's
+/// timer is off), and neither the linger nor the cycle a trickled head
+/// moves to may give it more than `header_read_timeout` and a linger: it
+/// is answered 408 and closed. A fresh connection trickling its first head
+/// gets the same.
+#[tokio::test]
+async fn a_head_trickled_after_an_answer_is_cut_off_at_the_header_limit() {
+    let (_up, proxy, mut stream) = connected(SHORT_TIMEOUTS).await;
+    stream
+        .write_all(b"GET /a HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await
+        .expect("write");
+    assert!(read_responses(&mut stream, 1).await[0].contains("/a"));
+    let mut answered = Some(stream);
+    for _ in 0..2 {
+        // The second round on a fresh connection, made only now: an idle
+        // one would be closed for sending nothing.
+        let mut stream = match answered.take() {
+            Some(stream) => stream,
+            None => TcpStream::connect(proxy.addr).await.expect("connect"),
+        };
+        let began = Instant::now();
+        let (mut reader, mut writer) = stream.split();
+        let trickle = async {
+            let head = b"GET /b HTTP/1.1\r\nHost: app.test\r\nX-Slow: ";
+            for byte in head.iter().chain(std::iter::repeat(&b'x')) {
+                if writer.write_all(&[*byte]).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        let answer = tokio::select! {
+            all = read_until_closed(&mut reader, Duration::from_secs(8)) => all,
+            () = trickle => panic!("the trickle ended first"),
+        };
+        let took = began.elapsed();
+        let text = String::from_utf8_lossy(&answer);
+        assert_eq!(status_of(&text), 408, "after {took:?}: {text:?}");
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
+            "cut off after {took:?}; header_read_timeout is 1 s"
+        );
+    }
+    proxy.stop().await;
+}
