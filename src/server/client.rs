@@ -425,18 +425,16 @@ async fn drive(job: &Job, hyper_conn: &mut Http1Conn, exchanges: &Exchanges) -> 
                 Pin::new(&mut *hyper_conn).graceful_shutdown();
                 continue;
             }
-            if draining || released_after.is_some() {
-                return Poll::Pending;
-            }
             let started = exchanges.started();
             if started == 0 {
-                // The first head of the cycle: hyper has not read it yet.
+                // The first head of the cycle, not read yet; draining too,
+                // for hyper goes on reading a head it has begun.
                 return match timer.as_mut().poll(cx) {
                     Poll::Ready(()) => Poll::Ready(Ok(Ended::HeadTimedOut)),
                     Poll::Pending => Poll::Pending,
                 };
             }
-            if !exchanges.settled() {
+            if draining || released_after.is_some() || !exchanges.settled() {
                 return Poll::Pending;
             }
             if lingering_after != Some(started) {

@@ -543,3 +543,29 @@ async fn a_head_trickled_after_an_answer_is_cut_off_at_the_header_limit() {
     }
     proxy.stop().await;
 }
+
+/// A head begun before the server stops is still held to
+/// `header_read_timeout` while it drains (hyper goes on reading a head it
+/// has begun), so a stalled client cannot keep the drain waiting for
+/// `shutdown_timeout`.
+#[tokio::test]
+async fn a_half_sent_head_cannot_hold_up_a_drain() {
+    let (_up, proxy, mut stream) = connected(&format!("{SHORT_TIMEOUTS}shutdown_timeout = \"20s\"\n")).await;
+    stream
+        .write_all(b"GET /a HTTP/1.1\r\nHost: app.test\r\n")
+        .await
+        .expect("write");
+    // Let usher start the cycle and hyper read what was sent.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopping = Instant::now();
+    let stopped = tokio::spawn(proxy.stop());
+    let answer = read_until_closed(&mut stream, Duration::from_secs(8)).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert_eq!(status_of(&text), 408, "{text:?}");
+    tokio::time::timeout(Duration::from_secs(8), stopped)
+        .await
+        .expect("the drain ended")
+        .expect("stop");
+    let took = stopping.elapsed();
+    assert!(took < Duration::from_secs(3), "the drain took {took:?}");
+}
