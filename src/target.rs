@@ -75,7 +75,7 @@ pub fn normalise_path(uri: &Uri) -> Result<Cow<'_, str>, BadTarget> {
 
 /// Fast path: nothing to decode, no dot or empty segment, nothing to refuse.
 /// One pass over the bytes (`path` starts with `/`, so every segment
-/// follows one): no escape, `\\` or NUL anywhere, and no `/` or `.` right
+/// follows one): no escape, `\` or NUL anywhere, and no `/` or `.` right
 /// after a `/`.
 fn is_plain(path: &str) -> bool {
     let mut after_slash = false;
