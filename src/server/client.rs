@@ -51,6 +51,10 @@ use crate::live::Shared;
 use crate::respond::Body;
 use crate::service::Connection;
 
+/// Why a request head that took longer than `server.header_read_timeout`
+/// was refused, in the access log and the debug line.
+const HEAD_LATE: &str = "request head not received within header_read_timeout";
+
 /// The answer to a request head that took longer than
 /// `server.header_read_timeout`.
 const HEAD_TIMED_OUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
@@ -312,12 +316,8 @@ async fn cycle(job: &Job, io: ClientIo, conn: Connection) -> Option<ClientIo> {
             None
         }
         Ok(Ended::HeadTimedOut) => {
-            Account::refused(
-                &job.metrics,
-                408,
-                "request head not received within header_read_timeout",
-            );
-            debug!(remote = %conn.remote, "request head not received within header_read_timeout");
+            Account::refused(&job.metrics, 408, HEAD_LATE);
+            debug!(remote = %conn.remote, "{HEAD_LATE}");
             // As hyper's own head timer did: a 408 to a client that sent
             // part of a head, a plain close to one that sent nothing.
             let _ = tokio::time::timeout(job.header_read_timeout, async {
@@ -331,17 +331,12 @@ async fn cycle(job: &Job, io: ClientIo, conn: Connection) -> Option<ClientIo> {
         }
         Err(e) => {
             // hyper answers (or drops) these itself; the service never saw
-            // them, so they are counted here.
+            // them, so they are counted here. (A late head is not among
+            // them: hyper's head timer is off, `Ended::HeadTimedOut`.)
             if e.is_parse_too_large() {
                 Account::refused(&job.metrics, 431, "request head too large");
             } else if e.is_parse() {
                 Account::refused(&job.metrics, 400, "malformed request head");
-            } else if e.is_timeout() {
-                Account::refused(
-                    &job.metrics,
-                    408,
-                    "request head not received within header_read_timeout",
-                );
             }
             debug!(error = %e, remote = %conn.remote, "connection ended with an error");
             None

@@ -227,7 +227,7 @@ async fn every_request_is_counted_once_by_outcome_in_metrics_and_log() {
     })
     .await;
     let config = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nheader_read_timeout = \"1s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
          [upstream]\nurl = \"http://{}\"\nbody_timeout = \"1s\"\n[session]\nsecure = false\n\
          [access]\ndefault = \"anyone\"\n",
         up.addr
@@ -270,6 +270,9 @@ async fn every_request_is_counted_once_by_outcome_in_metrics_and_log() {
         let text = read_all(&mut send(b"NOT A REQUEST\r\n\r\n").await, WAIT).await;
         assert_eq!(status_of(&text), 400, "{text}");
     }
+    // A head never finished: refused by the request cycle's own timer.
+    let text = read_all(&mut send(b"GET /x HTTP/1.1\r\nHost: a\r\n").await, WAIT).await;
+    assert_eq!(status_of(&text), 408, "{text}");
     let admin = usher.admin.clone().expect("admin");
     let metric = |text: &str, labels: &str| -> u64 {
         let key = format!("usher_requests_total{{{labels}}} ");
@@ -293,8 +296,8 @@ async fn every_request_is_counted_once_by_outcome_in_metrics_and_log() {
             .filter(|l| l.starts_with("usher_requests_total{"))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
             .sum();
-        if total >= 14 || Instant::now() > deadline {
-            assert_eq!(total, 14, "every request exactly once:\n{text}");
+        if total >= 15 || Instant::now() > deadline {
+            assert_eq!(total, 15, "every request exactly once:\n{text}");
             break text;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -303,11 +306,11 @@ async fn every_request_is_counted_once_by_outcome_in_metrics_and_log() {
     assert_eq!(metric(&text, "class=\"none\",outcome=\"client_abort\""), 3);
     assert_eq!(metric(&text, "class=\"2xx\",outcome=\"client_abort\""), 2);
     assert_eq!(metric(&text, "class=\"2xx\",outcome=\"upstream_abort\""), 2);
-    assert_eq!(metric(&text, "class=\"4xx\",outcome=\"refused\""), 2);
-    assert!(text.contains("usher_connections_accepted_total 14"), "{text}");
+    assert_eq!(metric(&text, "class=\"4xx\",outcome=\"refused\""), 3);
+    assert!(text.contains("usher_connections_accepted_total 15"), "{text}");
     let log = usher.log_text();
     assert_eq!(log.matches("request aborted").count(), 7, "{log}");
-    assert_eq!(log.matches("request refused before routing").count(), 2, "{log}");
+    assert_eq!(log.matches("request refused before routing").count(), 3, "{log}");
     assert!(log.contains("path=\"/slow\""), "aborted lines name the path:\n{log}");
 }
 
