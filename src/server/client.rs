@@ -396,6 +396,10 @@ impl hyper::service::Service<Request<Incoming>> for CycleService {
 /// connection at once, and its buffered bytes seed that cycle).
 async fn drive(job: &Job, hyper_conn: &mut Http1Conn, exchanges: &Exchanges) -> hyper::Result<Ended> {
     let mut stopping = pin!(job.bell.stopped());
+    // Whether `stopping` has been polled once, and so holds this task's
+    // waker: after that the flag alone says when to poll it again (a poll
+    // of a waiting `Notified` takes the bell's lock).
+    let mut stop_watched = false;
     let mut draining = false;
     let mut released_after: Option<u32> = None;
     let mut timer = Box::pin(tokio::time::sleep(job.header_read_timeout));
@@ -415,7 +419,9 @@ async fn drive(job: &Job, hyper_conn: &mut Http1Conn, exchanges: &Exchanges) -> 
                 };
                 return Poll::Ready(Ok(ended));
             }
-            if !draining && stopping.as_mut().poll(cx).is_ready() {
+            let stop_due = !stop_watched || job.bell.is_stopping();
+            stop_watched = true;
+            if !draining && stop_due && stopping.as_mut().poll(cx).is_ready() {
                 draining = true;
                 Pin::new(&mut *hyper_conn).graceful_shutdown();
                 continue;

@@ -12,7 +12,13 @@
 //! Lookups hash the value with std's keyed SipHash (a random key per map),
 //! so a client can neither aim values at one bucket nor learn from timing
 //! how close a forgery is to a remembered value: bytes are compared only
-//! after a 64-bit keyed hash matched.
+//! after a 64-bit keyed hash matched. The hash covers the value's length
+//! and its last [`HASHED_TAIL`] bytes: both remembered formats end with
+//! their tag (HMAC-SHA256, or the AEAD's tag after its ciphertext), bytes
+//! no client can choose for a value that verifies, so remembered values
+//! spread over the buckets as well as with the whole value hashed, and a
+//! forgery reaches the byte comparison only by carrying a remembered
+//! value's tag, which is the secret part already.
 //!
 //! Two generations bound it: lookups find a value in the current one or
 //! the previous one (and move it to the current); once the current one
@@ -20,6 +26,7 @@
 //! the previous one and the oldest is dropped. Pure: no IO, no clock.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Map, Value};
@@ -33,16 +40,21 @@ pub const MAX_ENTRIES: usize = 1024;
 /// decode to are smaller than the values); two generations are kept.
 pub const MAX_BYTES: usize = 1 << 20;
 
+/// Bytes at the end of a value that its hash covers (with its length).
+pub const HASHED_TAIL: usize = 32;
+
 /// See the module docs.
 #[derive(Default)]
 pub struct Verified {
     generations: Mutex<Generations>,
 }
 
+type Values = HashMap<Box<str>, Entry, TailHash>;
+
 #[derive(Default)]
 struct Generations {
-    current: HashMap<Box<str>, Entry>,
-    previous: HashMap<Box<str>, Entry>,
+    current: Values,
+    previous: Values,
     /// Bytes of values in `current`.
     bytes: usize,
 }
@@ -115,6 +127,34 @@ impl Generations {
     }
 }
 
+/// std's keyed SipHash over the length and the last [`HASHED_TAIL`] bytes
+/// of what is hashed (a `str` key hashes as one write of its bytes and a
+/// `0xff` terminator, which is what reaches [`TailHasher`]).
+#[derive(Clone, Default)]
+struct TailHash(RandomState);
+
+impl BuildHasher for TailHash {
+    type Hasher = TailHasher;
+
+    fn build_hasher(&self) -> TailHasher {
+        TailHasher(self.0.build_hasher())
+    }
+}
+
+struct TailHasher(std::hash::DefaultHasher);
+
+impl Hasher for TailHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let tail = bytes.len().saturating_sub(HASHED_TAIL);
+        self.0.write_usize(bytes.len());
+        self.0.write(&bytes[tail..]);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
+}
+
 impl std::fmt::Debug for Verified {
     /// The values are bearer credentials: only their count is shown.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -174,6 +214,34 @@ mod tests {
         let bytes: usize = g.current.keys().chain(g.previous.keys()).map(|k| k.len()).sum();
         assert!(bytes <= 2 * MAX_BYTES, "{bytes} bytes kept");
         assert!(!g.current.is_empty());
+    }
+
+    #[test]
+    fn values_alike_but_for_their_start_are_told_apart() {
+        // Same length, same tail: the same hash, so the bytes decide.
+        let v = Verified::default();
+        let tag = "T".repeat(2 * HASHED_TAIL);
+        v.remember("s", &format!("v1.1.aaa.{tag}"), &opened("alice", 1));
+        v.remember("s", &format!("v1.1.bbb.{tag}"), &opened("bob", 2));
+        assert_eq!(v.get("s", &format!("v1.1.aaa.{tag}")), Some(opened("alice", 1)));
+        assert_eq!(v.get("s", &format!("v1.1.bbb.{tag}")), Some(opened("bob", 2)));
+        assert!(v.get("s", &format!("v1.1.ccc.{tag}")).is_none());
+        assert!(v.get("s", &format!("v1.1.aa.{tag}")).is_none(), "shorter by a byte");
+    }
+
+    #[test]
+    fn the_hash_covers_the_length_and_the_tail_only() {
+        let h = TailHash::default();
+        let tag = "0123456789abcdef0123456789abcdef";
+        let hash = |s: &str| h.hash_one(s);
+        assert_eq!(hash(&format!("x.{tag}")), hash(&format!("y.{tag}")));
+        assert_ne!(hash(&format!("x.{tag}")), hash(&format!("xx.{tag}")), "length");
+        assert_ne!(hash(&format!("x.{tag}")), hash(&format!("x.{}1", &tag[1..])), "tail");
+        assert_ne!(
+            hash("short"),
+            hash("shorT"),
+            "a value shorter than the tail is hashed whole"
+        );
     }
 
     #[test]

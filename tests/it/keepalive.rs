@@ -569,3 +569,40 @@ async fn a_half_sent_head_cannot_hold_up_a_drain() {
     let took = stopping.elapsed();
     assert!(took < Duration::from_secs(3), "the drain took {took:?}");
 }
+
+/// A request in flight when the server stops is answered with
+/// `Connection: close`, and its connection closes straight after: the
+/// stop reaches a busy cycle, not only idle connections (which would also
+/// close it, but only after the answer and the linger, with keep-alive
+/// offered).
+#[tokio::test]
+async fn a_request_in_flight_at_a_stop_is_answered_with_connection_close() {
+    let up = spawn_upstream(|_req| async {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        Ok::<_, Infallible>(hyper::Response::new(full("done")))
+    })
+    .await;
+    let proxy = spawn_proxy(up.addr, "").await;
+    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
+    // A first exchange, so that the stop finds a cycle that has served one.
+    stream
+        .write_all(b"GET /first HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await
+        .expect("write");
+    assert_eq!(read_responses(&mut stream, 1).await[0], "done");
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopped = tokio::spawn(proxy.stop());
+    let answer = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+    let text = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert_eq!(status_of(&text), 200, "{text:?}");
+    assert!(text.contains("\r\nconnection: close\r\n"), "{text:?}");
+    assert!(text.ends_with("done"), "{text:?}");
+    tokio::time::timeout(Duration::from_secs(5), stopped)
+        .await
+        .expect("the drain ended")
+        .expect("stop");
+}
