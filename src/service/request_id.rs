@@ -40,29 +40,36 @@ fn acceptable(id: &[u8]) -> bool {
 }
 
 fn fresh() -> HeaderValue {
-    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static PREFIX: OnceLock<[u8; 16]> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = *PREFIX.get_or_init(|| {
+    let prefix = PREFIX.get_or_init(|| {
         let mut bytes = [0u8; 8];
         // Without the OS RNG the ids are still unique within the process.
         let _ = getrandom::fill(&mut bytes);
-        u64::from_le_bytes(bytes)
+        let mut hex = [0u8; 16];
+        write_hex(&mut hex, u64::from_le_bytes(bytes));
+        hex
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    // The prefix as 16 hex digits, the counter as at least 8; written
-    // directly (`format!` was a tenth of the request's own work here).
-    let mut text = Vec::with_capacity(32);
-    push_hex(&mut text, prefix, 16);
-    let counter_digits = (u64::BITS - n.leading_zeros()).div_ceil(4).max(8);
-    push_hex(&mut text, n, counter_digits);
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(text)).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    // The prefix as 16 hex digits, the counter as at least 8, written
+    // directly (`format!` was a tenth of the request's own work here) and
+    // copied once into the value.
+    let counter_digits = ((u64::BITS - n.leading_zeros()).div_ceil(4).max(8)) as usize;
+    let mut text = [0u8; 32];
+    text[..16].copy_from_slice(prefix);
+    let len = 16 + counter_digits;
+    write_hex(&mut text[16..len], n);
+    HeaderValue::from_bytes(&text[..len]).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
-/// Append the low `digits` hex digits of `v`, most significant first.
-fn push_hex(out: &mut Vec<u8>, v: u64, digits: u32) {
+/// Fill `out` with the low `out.len()` hex digits of `v`, most significant
+/// first.
+fn write_hex(out: &mut [u8], v: u64) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for i in (0..digits).rev() {
-        out.push(DIGITS[((v >> (4 * i)) & 0xf) as usize]);
+    let mut v = v;
+    for digit in out.iter_mut().rev() {
+        *digit = DIGITS[(v & 0xf) as usize];
+        v >>= 4;
     }
 }
 
@@ -103,8 +110,8 @@ mod tests {
             (7, 8),
             (0x1_0000_0000, 9),
         ] {
-            let mut out = Vec::new();
-            push_hex(&mut out, v, digits);
+            let mut out = vec![0u8; digits as usize];
+            write_hex(&mut out, v);
             assert_eq!(
                 String::from_utf8(out).expect("ascii"),
                 format!("{v:0width$x}", width = digits as usize)
