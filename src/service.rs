@@ -203,8 +203,10 @@ impl Service {
         Sessions::new(&self.config, self.store.as_deref(), &self.metrics, now).remembering(&self.verified)
     }
 
-    /// Handle one request; never fails: errors become responses.
-    pub async fn handle(&self, req: Request<RequestBody>, conn: Connection) -> Response<Body> {
+    /// Handle one request; never fails: errors become responses. Takes
+    /// its own `Arc` of the service, so that a connection can box this
+    /// future as it is, with no `async` block of its own around it.
+    pub async fn handle(self: Arc<Self>, req: Request<RequestBody>, conn: Connection) -> Response<Body> {
         let started = Instant::now();
         // Refusals are pages for a browser whatever the method; only a
         // navigation (GET/HEAD) is sent to sign in.

@@ -62,8 +62,6 @@ const HEAD_TIMED_OUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nconnection: clos
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-type BoxedResponse = Pin<Box<dyn Future<Output = Result<Response<Tracked<Body>>, Infallible>> + Send>>;
-
 type Work = Pin<Box<dyn Future<Output = Option<ClientIo>> + Send>>;
 
 /// One client connection's task, until it closes, idles out or the server
@@ -358,9 +356,9 @@ struct CycleService {
 impl hyper::service::Service<Request<Incoming>> for CycleService {
     type Response = Response<Tracked<Body>>;
     type Error = Infallible;
-    type Future = BoxedResponse;
+    type Future = Answer;
 
-    fn call(&self, req: Request<Incoming>) -> BoxedResponse {
+    fn call(&self, req: Request<Incoming>) -> Answer {
         let number = self.exchanges.begin(&req);
         let read = BodyRead::new(Arc::clone(&self.exchanges), number);
         let mut req = req.map(|body| RequestBody::new(body, Some(read)));
@@ -370,16 +368,57 @@ impl hyper::service::Service<Request<Incoming>> for CycleService {
         // The service current when the request arrives: reloads apply to
         // the next request on a kept-alive connection.
         let service = Arc::clone(&self.live.load().service);
-        let exchanges = Arc::clone(&self.exchanges);
-        let mut account = Account::open(&self.metrics, req.method(), req.uri());
-        let conn = self.conn;
-        Box::pin(async move {
-            let method = req.method().clone();
-            let res = service.handle(req, conn).await;
-            let status = res.status();
-            account.answered(status.as_u16());
-            Ok(res.map(|body| Tracked::new(body, exchanges, &method, status).accounted(account)))
-        })
+        let account = Account::open(&self.metrics, req.method(), req.uri());
+        let method = req.method().clone();
+        Answer {
+            handled: Box::pin(service.handle(req, self.conn)),
+            done: Some(Done {
+                exchanges: Arc::clone(&self.exchanges),
+                account,
+                method,
+            }),
+        }
+    }
+}
+
+type Handled = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+
+/// One request's answer: the service's future, boxed as it is (the
+/// request's largest allocation, made and filled once), and what turns its
+/// response into one the cycle tracks. Written out by hand: an `async`
+/// block here would be a second copy of that future around it.
+pub(super) struct Answer {
+    handled: Handled,
+    done: Option<Done>,
+}
+
+struct Done {
+    exchanges: Arc<Exchanges>,
+    account: Account,
+    method: http::Method,
+}
+
+impl Future for Answer {
+    type Output = Result<Response<Tracked<Body>>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let res = std::task::ready!(this.handled.as_mut().poll(cx));
+        let Some(Done {
+            exchanges,
+            mut account,
+            method,
+        }) = this.done.take()
+        else {
+            // Not reached: hyper polls a service future only until it is
+            // ready (and a finished future may stay pending for good).
+            return Poll::Pending;
+        };
+        let status = res.status();
+        account.answered(status.as_u16());
+        Poll::Ready(Ok(
+            res.map(|body| Tracked::new(body, exchanges, &method, status).accounted(account))
+        ))
     }
 }
 
