@@ -141,3 +141,16 @@ fn the_memory_of_values_is_bounded() {
     }
     assert!(plan.remembered() >= 1);
 }
+
+#[test]
+fn addresses_spread_over_the_buckets() {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    // Allocation addresses are multiples of 16; hashbrown picks a bucket by
+    // the hash's low bits. 1,024 neighbouring addresses should fill most of
+    // 1,024 buckets, as random hashes would (about 63 %).
+    let build = BuildHasherDefault::<super::AddressHasher>::default();
+    let buckets: std::collections::HashSet<u64> = (0..1024usize)
+        .map(|i| build.hash_one(0x7f00_1234_0000usize + 16 * i) & 1023)
+        .collect();
+    assert!(buckets.len() > 550, "{} of 1024 buckets", buckets.len());
+}
