@@ -52,14 +52,17 @@ fn fresh() -> HeaderValue {
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     // The prefix as 16 hex digits, the counter as at least 8, written
-    // directly (`format!` was a tenth of the request's own work here) and
-    // copied once into the value.
+    // directly (`format!` was a tenth of the request's own work here). The
+    // buffer becomes the value's owner: one allocation, and the copies
+    // the request needs (upstream, response, log) only count references
+    // (a `Vec` turned `Bytes` allocates again at its first clone).
     let counter_digits = ((u64::BITS - n.leading_zeros()).div_ceil(4).max(8)) as usize;
     let mut text = [0u8; 32];
     text[..16].copy_from_slice(prefix);
     let len = 16 + counter_digits;
     write_hex(&mut text[16..len], n);
-    HeaderValue::from_bytes(&text[..len]).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    let bytes = bytes::Bytes::from_owner(text).slice(..len);
+    HeaderValue::from_maybe_shared(bytes).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 /// Fill `out` with the low `out.len()` hex digits of `v`, most significant
