@@ -266,8 +266,9 @@ fn limits(cfg: &config::Session) -> Limits {
 }
 
 /// The write header's default name, removed from responses even when
-/// `[session.upstream]` is omitted.
-const DEFAULT_WRITE_HEADER: &str = "usher-session";
+/// `[session.upstream]` is omitted. A `HeaderName`, not text: looking a
+/// header up by `&str` parses the name on every call.
+const DEFAULT_WRITE_HEADER: HeaderName = HeaderName::from_static("usher-session");
 
 /// Apply the backend's write (if any) and set, refresh or clear the cookie
 /// on the response headers. `server_error` suppresses writes.

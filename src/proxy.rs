@@ -161,12 +161,16 @@ impl Upstream {
         &self,
         req: Request<UpstreamBody>,
     ) -> Result<(Response<Incoming>, Option<pool::Lease>), RequestError> {
-        let progress = Arc::new(Progress::default());
-        let bodyless = http_body::Body::is_end_stream(req.body());
-        let req = req.map(|body| body.reporting(Arc::clone(&progress)));
+        // A request without a body has no upload to watch: no progress
+        // report to allocate, and nothing to notify at its end.
+        let progress = (!http_body::Body::is_end_stream(req.body())).then(|| Arc::new(Progress::default()));
+        let req = match &progress {
+            Some(progress) => req.map(|body| body.reporting(Arc::clone(progress))),
+            None => req,
+        };
         let send = self.send(req);
         tokio::pin!(send);
-        if !bodyless {
+        if let Some(progress) = progress {
             let mut moved = progress.frames();
             loop {
                 tokio::select! {
