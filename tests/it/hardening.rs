@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 
 use crate::support::{
     Seen, TEST_KEY, full, json_body_of, raw_exchange, raw_get, session_toml, spawn_echo_upstream, spawn_proxy,
-    spawn_upstream, status_of,
+    spawn_slow_upstream, spawn_upstream, status_of,
 };
 
 /// A real app in a child process that prints `listening on http://ADDR`
@@ -347,11 +347,7 @@ async fn a_client_that_stops_reading_frees_the_upstream_connection() {
 /// Attack review: one HTTP/2 connection opened 200 upstream connections.
 #[tokio::test]
 async fn one_http2_connection_holds_at_most_max_per_client_upstream_connections() {
-    let up = spawn_upstream(|_req| async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        Ok::<_, Infallible>(http::Response::new(full("ok")))
-    })
-    .await;
+    let up = spawn_slow_upstream(Duration::from_millis(300), "ok").await;
     let proxy = spawn_proxy(up.addr, "max_per_client = 3\n").await;
     let (send, _conn) = h2_client(proxy.addr).await;
     let requests = (0..12).map(|i| {

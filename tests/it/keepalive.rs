@@ -577,11 +577,7 @@ async fn a_half_sent_head_cannot_hold_up_a_drain() {
 /// offered).
 #[tokio::test]
 async fn a_request_in_flight_at_a_stop_is_answered_with_connection_close() {
-    let up = spawn_upstream(|_req| async {
-        tokio::time::sleep(Duration::from_millis(600)).await;
-        Ok::<_, Infallible>(hyper::Response::new(full("done")))
-    })
-    .await;
+    let up = spawn_slow_upstream(Duration::from_millis(600), "done").await;
     let proxy = spawn_proxy(up.addr, "").await;
     let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
     // A first exchange, so that the stop finds a cycle that has served one.

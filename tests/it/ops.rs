@@ -3,15 +3,13 @@
 //! metrics read by a real OpenMetrics parser, `usher healthcheck`, body
 //! limits, and logs that never hold a secret or a cookie value.
 
-use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
-use http::Response;
 use reqwest::header::ACCEPT;
 use serde_json::Value;
 
 use crate::login::{csrf_of, jar};
-use crate::support::{Seen, TEST_KEY, Usher, forwarded_user, full, spawn_echo_upstream, spawn_upstream};
+use crate::support::{Seen, TEST_KEY, Usher, forwarded_user, spawn_echo_upstream, spawn_slow_upstream};
 
 fn config(upstream: std::net::SocketAddr, extra: &str) -> String {
     format!(
@@ -22,11 +20,7 @@ fn config(upstream: std::net::SocketAddr, extra: &str) -> String {
 
 #[tokio::test]
 async fn sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_0() {
-    let slow = spawn_upstream(|_req| async {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        Ok::<_, Infallible>(Response::new(full("done")))
-    })
-    .await;
+    let slow = spawn_slow_upstream(Duration::from_millis(1500), "done").await;
     let mut usher = Usher::start(&["run"], Some(&config(slow.addr, "")));
     let url = usher.url("/slow");
     let in_flight = tokio::spawn(async move { reqwest::get(url).await.map(|r| r.status().as_u16()) });

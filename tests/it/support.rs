@@ -184,6 +184,16 @@ pub async fn spawn_echo_upstream() -> Upstream {
     spawn_upstream(|req| async move { Ok::<_, Infallible>(echo(req).await) }).await
 }
 
+/// An upstream that answers every request with 200 and `body` after
+/// `delay`: a request kept in flight.
+pub async fn spawn_slow_upstream(delay: Duration, body: &'static str) -> Upstream {
+    spawn_upstream(move |_req| async move {
+        tokio::time::sleep(delay).await;
+        Ok::<_, Infallible>(Response::new(full(body)))
+    })
+    .await
+}
+
 /// Spawn an upstream with any hyper service function.
 pub async fn spawn_upstream<F, Fut>(handler: F) -> Upstream
 where
