@@ -33,6 +33,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("forward_auth", forward_auth),
     ("access_pattern", access_pattern),
     ("config", config),
+    ("upstream_response", upstream_response),
 ];
 
 const KEY: &[u8] = b"fuzz-key-0123456789abcdef01234567";
@@ -229,6 +230,14 @@ pub fn config(data: &[u8]) {
         let message = e.to_string();
         assert!(!message.contains("fuzz-secret-value"), "{message}");
     }
+}
+
+/// usher's own HTTP/1.1 response parser and body decoder (an upstream's
+/// bytes): no panic; no accepted head with both `Transfer-Encoding` and
+/// `Content-Length`; a body never yields more bytes than arrived nor more
+/// than its length, and ends only at its length.
+pub fn upstream_response(data: &[u8]) {
+    crate::proxy::fuzz_response(data);
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Forwarding to the upstream: pooled keep-alive connections (http or
-//! https; HTTP/1.1 through our own pool, HTTP/2 through hyper-util's
-//! client), the response timeout, protocol upgrades, and the
-//! classification of upstream failures.
+//! https; HTTP/1.1 through our own pool, with usher's own exchange for
+//! requests without a body and hyper's client connection for the rest;
+//! HTTP/2 through hyper-util's client), the response timeout, protocol
+//! upgrades, and the classification of upstream failures.
 //!
 //! This module receives a request whose URI and headers are already final
 //! and sends it. It knows nothing of cookies, sessions or header policy.
@@ -32,9 +33,15 @@ use crate::metrics::Metrics;
 use crate::tls::{self, TlsError};
 
 mod pool;
+mod wire;
 
-pub use pool::ResponseBody;
 use pool::{Failure, Pool};
+pub use pool::{HyperBody, WireBody};
+pub use wire::WireError;
+
+/// An upstream response body: from hyper's client connection, or from
+/// usher's own exchange.
+pub type ResponseBody = Either<HyperBody, WireBody>;
 
 /// A request body on its way upstream: as received, or held to
 /// `server.max_body_bytes`; paced by `server.body_timeout`.
@@ -121,6 +128,17 @@ impl Upstream {
         mut req: Request<UpstreamBody>,
         upgrade: Option<&HeaderValue>,
     ) -> Result<(Response<Streamed>, Duration), RequestError> {
+        if let (None, Connections::Http1(pool)) = (upgrade, &self.client)
+            && bodyless(req.body())
+        {
+            let started = Instant::now();
+            let res = self.send_wire(pool, req).await?;
+            if res.status() == StatusCode::SWITCHING_PROTOCOLS {
+                // Nobody asked for it; the connection is closed.
+                return Err(RequestError::UpstreamUpgrade);
+            }
+            return Ok((res.map(|body| self.paced(Either::Right(body))), started.elapsed()));
+        }
         let client_side = upgrade.map(|_| match req.extensions_mut().remove::<HandOff>() {
             Some(hand_off) => ClientSide::Cycle(hand_off),
             None => ClientSide::Hyper(hyper::upgrade::on(&mut req)),
@@ -143,9 +161,34 @@ impl Upstream {
                 };
                 tokio::spawn(tunnel(client_side, upstream_side));
             }
-            return Ok((res.map(|body| self.paced(ResponseBody::new(body, None))), took));
+            return Ok((
+                res.map(|body| self.paced(Either::Left(HyperBody::new(body, None)))),
+                took,
+            ));
         }
-        Ok((res.map(|body| self.paced(ResponseBody::new(body, lease))), took))
+        Ok((
+            res.map(|body| self.paced(Either::Left(HyperBody::new(body, lease)))),
+            took,
+        ))
+    }
+
+    /// Send a request without a body by usher's own exchange, waiting for
+    /// the response head at most `upstream.timeout`.
+    async fn send_wire(
+        &self,
+        pool: &Arc<Pool>,
+        req: Request<UpstreamBody>,
+    ) -> Result<Response<WireBody>, RequestError> {
+        let (parts, body) = req.into_parts();
+        // Read to its end already: dropping it says so to the request cycle.
+        drop(body);
+        match tokio::time::timeout(self.timeout, pool.send_wire(parts)).await {
+            Err(_elapsed) => Err(RequestError::UpstreamTimeout),
+            Ok(Ok(res)) => Ok(res),
+            Ok(Err(Failure::Connect(e))) => Err(classify(&*e, true)),
+            Ok(Err(Failure::Wire(e))) => Err(classify(&e, false)),
+            Ok(Err(Failure::Send(e))) => Err(classify(&e, false)),
+        }
     }
 
     fn paced(&self, body: ResponseBody) -> Streamed {
@@ -201,6 +244,7 @@ impl Upstream {
                 Ok((res, lease)) => Ok((res, Some(lease))),
                 Err(Failure::Connect(e)) => Err(classify(&*e, true)),
                 Err(Failure::Send(e)) => Err(classify(&e, false)),
+                Err(Failure::Wire(e)) => Err(classify(&e, false)),
             },
             Connections::Http2(client) => match client.request(req).await {
                 Ok(res) => Ok((res, None)),
@@ -208,6 +252,19 @@ impl Upstream {
             },
         }
     }
+}
+
+/// usher's own exchange's response parser, for the fuzz target; not part
+/// of usher's interface.
+#[doc(hidden)]
+pub fn fuzz_response(data: &[u8]) {
+    wire::fuzz(data);
+}
+
+/// Whether a request body is known to be empty: ended, and no length
+/// but 0 declared.
+fn bodyless(body: &UpstreamBody) -> bool {
+    http_body::Body::is_end_stream(body) && http_body::Body::size_hint(body).exact() == Some(0)
 }
 
 /// Where the client side of a tunnel comes from: hyper's own upgrade

@@ -28,4 +28,5 @@ mod target; // malformed and ambiguous request targets on the wire
 mod tls; // HTTPS in (h1, h2, keep-alive, pipelining, WebSocket) and out (custom CA), certificates from rcgen
 mod upstream_failures; // 502 and 504, JSON or HTML
 mod upstream_pool; // upstream keep-alive: reuse, closes, abandoned bodies
+mod upstream_wire; // usher's own HTTP/1.1 exchange against scripted bytes: framing, refusals, retries
 mod websocket; // Upgrade tunnelled end to end
