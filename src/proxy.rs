@@ -123,6 +123,9 @@ impl Upstream {
     /// protocol the client asked to switch to. When the upstream agrees
     /// (101 naming that protocol), the two upgraded connections are joined
     /// in a task; a 101 to anything else is a failure (502), never a tunnel.
+    /// A request without a body that asks for no upgrade goes to an
+    /// HTTP/1.1 upstream by usher's own exchange (`proxy/wire.rs`); the rest by
+    /// hyper's client connection.
     pub async fn forward(
         &self,
         mut req: Request<UpstreamBody>,

@@ -56,6 +56,8 @@ const READ_FIRST: usize = 8192;
 /// ... doubling after each read that fills what it was given, up to this
 /// (large bodies come in few reads, as with hyper's adaptive buffer).
 const READ_MOST: usize = 128 * 1024;
+/// A request-head buffer larger than this is not kept while idle.
+const WRITE_KEPT: usize = 4096;
 
 /// Why an exchange or its body failed.
 #[derive(Debug, thiserror::Error)]
@@ -119,7 +121,7 @@ impl Conn {
         Conn {
             io,
             read: BytesMut::with_capacity(READ_FIRST),
-            write: Vec::with_capacity(1024),
+            write: Vec::with_capacity(WRITE_KEPT / 4),
             heard: false,
             read_size: READ_FIRST,
         }
@@ -155,17 +157,21 @@ impl Conn {
         Poll::Ready(Ok(n))
     }
 
-    /// Let go of a large read buffer before the connection sits idle (it
-    /// is made again, at the size this connection's reads have grown to,
-    /// by the next read).
+    /// Let go of large buffers before the connection sits idle (a read
+    /// buffer is made again, at the size this connection's reads have grown
+    /// to, by the next read; a write buffer by the next request's head).
     pub(super) fn trim(&mut self) {
         if self.read.is_empty() && self.read.capacity() > 2 * READ_FIRST {
             self.read = BytesMut::new();
         }
+        if self.write.capacity() > WRITE_KEPT {
+            self.write = Vec::new();
+        }
     }
 
-    /// Send the request `parts` name (no body) and read the final response
-    /// head; interim 1xx responses other than `101` are skipped.
+    /// Send the request that `parts` describe (it has no body) and read the
+    /// final response head; interim 1xx responses other than `101` are
+    /// skipped.
     pub(super) async fn exchange(&mut self, parts: &request::Parts) -> Result<Head, WireError> {
         self.heard = false;
         self.write.clear();
