@@ -566,3 +566,23 @@ impl Usher {
         self.log.lock().expect("log").join("\n")
     }
 }
+
+/// Read from `socket` into `buf` until it holds a whole request head (up to
+/// the blank line); take the head off `buf` and return it as text. Bytes
+/// after it (a body, the next request) stay in `buf`. `None` when the peer
+/// closes or the read fails first.
+pub async fn read_request_head(socket: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    let mut chunk = [0u8; 4096];
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match socket.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    buf.drain(..end);
+    Some(head)
+}

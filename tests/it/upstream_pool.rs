@@ -11,7 +11,7 @@ use http::Response;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::support::{client, full, spawn_echo_upstream, spawn_proxy, spawn_upstream};
+use crate::support::{client, full, read_request_head, spawn_echo_upstream, spawn_proxy, spawn_upstream};
 
 #[tokio::test]
 async fn one_upstream_connection_carries_a_run_of_exchanges() {
@@ -187,16 +187,9 @@ async fn answer_early(mut socket: tokio::net::TcpStream, n: usize, pause: Durati
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        let end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            match socket.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(k) => buf.extend_from_slice(&chunk[..k]),
-            }
+        let Some(head) = read_request_head(&mut socket, &mut buf).await else {
+            return;
         };
-        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
         let line = head.lines().next().unwrap_or("").to_string();
         let length: usize = head
             .lines()
@@ -213,7 +206,6 @@ async fn answer_early(mut socket: tokio::net::TcpStream, n: usize, pause: Durati
             return;
         }
         tokio::time::sleep(pause).await;
-        buf.drain(..end);
         while buf.len() < length {
             match socket.read(&mut chunk).await {
                 Ok(0) | Err(_) => return,

@@ -7,11 +7,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::support::{client, spawn_proxy};
+use crate::support::{client, read_request_head, spawn_proxy};
 
 /// What the scripted upstream does with one request.
 enum Act {
@@ -63,19 +63,10 @@ async fn spawn_scripted(script: Script) -> Scripted {
             let log = Arc::clone(&log);
             tokio::spawn(async move {
                 let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
                 for number in 1.. {
-                    let end = loop {
-                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break i + 4;
-                        }
-                        match socket.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(k) => buf.extend_from_slice(&chunk[..k]),
-                        }
+                    let Some(head) = read_request_head(&mut socket, &mut buf).await else {
+                        return;
                     };
-                    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-                    buf.drain(..end);
                     let line = head.lines().next().unwrap_or("").to_string();
                     log.lock().expect("log").push((conn, line.clone()));
                     match script(conn, number, &line) {
@@ -382,18 +373,9 @@ async fn the_request_head_is_written_as_the_upstream_expects() {
     let server = tokio::spawn(async move {
         let (mut socket, _) = listener.accept().await.expect("accept");
         let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
-                buf.drain(..end + 4);
-                HEADS.lock().expect("heads").push(head);
-                let _ = socket.write_all(&named(1, 1)).await;
-            }
-            match socket.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(k) => buf.extend_from_slice(&chunk[..k]),
-            }
+        while let Some(head) = read_request_head(&mut socket, &mut buf).await {
+            HEADS.lock().expect("heads").push(head);
+            let _ = socket.write_all(&named(1, 1)).await;
         }
     });
     let proxy = spawn_proxy(addr, "").await;
