@@ -149,9 +149,9 @@ impl Pool {
     /// by usher's own exchange, on a pooled connection or a new one. An
     /// idempotent request whose pooled connection turns out closed, with
     /// no answer begun, is tried on the next one.
-    pub(super) async fn send_wire(self: &Arc<Self>, parts: request::Parts) -> Result<Response<WireBody>, Failure> {
+    pub(super) async fn send_wire(self: &Arc<Self>, mut parts: request::Parts) -> Result<Response<WireBody>, Failure> {
         while let Some(mut conn) = self.take_wire() {
-            match conn.exchange(&parts).await {
+            match conn.exchange(&mut parts).await {
                 Ok(head) => return self.wire_response(conn, head, &parts),
                 Err(e) if parts.method.is_idempotent() && conn.unanswered(&e) => {
                     debug!(error = %e, "pooled upstream connection was closed; retrying");
@@ -162,7 +162,7 @@ impl Pool {
         // Boxed: connecting is the cold path (see `send`).
         let io = Box::pin(self.connect_io()).await?;
         let mut conn = Box::new(Conn::new(io));
-        let head = conn.exchange(&parts).await.map_err(Failure::Wire)?;
+        let head = conn.exchange(&mut parts).await.map_err(Failure::Wire)?;
         self.wire_response(conn, head, &parts)
     }
 

@@ -98,6 +98,9 @@ pub struct Conn {
     heard: bool,
     /// How much a read buffer is grown by (`READ_FIRST` to `READ_MOST`).
     read_size: usize,
+    /// The last response's field names, in order: a name read again in
+    /// the same place is taken from here instead of parsed again.
+    names: Names,
 }
 
 impl fmt::Debug for Conn {
@@ -105,6 +108,42 @@ impl fmt::Debug for Conn {
         f.debug_struct("Conn")
             .field("buffered", &self.read.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// The field names of a connection's last response head, each as
+/// received and as parsed. Upstreams send the same names in the same order
+/// response after response: one whose bytes are those of the name in the
+/// same place is not parsed again.
+#[derive(Debug, Default)]
+struct Names {
+    /// Each name, and where its bytes as received sit in `raw`.
+    parsed: Vec<(HeaderName, usize, usize)>,
+    raw: Vec<u8>,
+}
+
+impl Names {
+    /// Make field `i`'s name, whose bytes are `bytes`, the `i`th known
+    /// one (the names before it must be this head's already).
+    fn learn(&mut self, i: usize, bytes: &[u8]) -> Result<(), WireError> {
+        if let Some((_, start, end)) = self.parsed.get(i)
+            && self.raw.get(*start..*end) == Some(bytes)
+        {
+            return Ok(());
+        }
+        let name = HeaderName::from_bytes(bytes).map_err(|_| WireError::Malformed("bad response head"))?;
+        // Only the names before `i` are known to match: the rest go.
+        self.parsed.truncate(i);
+        let start = self.parsed.last().map_or(0, |(_, _, end)| *end);
+        self.raw.truncate(start);
+        self.raw.extend_from_slice(bytes);
+        self.parsed.push((name, start, self.raw.len()));
+        Ok(())
+    }
+
+    /// The first `count` names (all learnt).
+    fn first(&self, count: usize) -> impl Iterator<Item = &HeaderName> {
+        self.parsed[..count].iter().map(|(name, _, _)| name)
     }
 }
 
@@ -124,6 +163,7 @@ impl Conn {
             write: Vec::with_capacity(WRITE_KEPT / 4),
             heard: false,
             read_size: READ_FIRST,
+            names: Names::default(),
         }
     }
 
@@ -171,8 +211,10 @@ impl Conn {
 
     /// Send the request that `parts` describe (it has no body) and read the
     /// final response head; interim 1xx responses other than `101` are
-    /// skipped.
-    pub(super) async fn exchange(&mut self, parts: &request::Parts) -> Result<Head, WireError> {
+    /// skipped. The request's header map, emptied, becomes the response's
+    /// (its room is reused) once a head has arrived: by then the request
+    /// cannot be tried again (see [`Conn::unanswered`]).
+    pub(super) async fn exchange(&mut self, parts: &mut request::Parts) -> Result<Head, WireError> {
         self.heard = false;
         self.write.clear();
         encode(&mut self.write, parts);
@@ -180,10 +222,12 @@ impl Conn {
         self.io.flush().await?;
         let mut interim = 0;
         loop {
-            if let Some(head) = take_head(&mut self.read)? {
+            if let Some(head) = take_head(&mut self.read, &mut self.names, &mut parts.headers)? {
                 if !head.status.is_informational() || head.status == StatusCode::SWITCHING_PROTOCOLS {
                     return Ok(head);
                 }
+                // An interim head's map serves the next head.
+                parts.headers = head.headers;
                 interim += 1;
                 if interim > MAX_INTERIM {
                     return Err(WireError::Malformed("too many interim responses"));
@@ -242,8 +286,11 @@ fn span(buf: &[u8], part: &[u8]) -> Option<(usize, usize)> {
 }
 
 /// Take a complete response head off the front of `read`, if there is one.
-/// The header values share the head's bytes (no copy).
-fn take_head(read: &mut BytesMut) -> Result<Option<Head>, WireError> {
+/// The header values share the head's bytes (no copy). `names` holds the
+/// previous head's field names and is left holding this one's; `room` is a
+/// map whose allocation the head's fields go into (emptied first; left
+/// empty when a head is taken).
+fn take_head(read: &mut BytesMut, names: &mut Names, room: &mut HeaderMap) -> Result<Option<Head>, WireError> {
     const BAD: WireError = WireError::Malformed("bad response head");
     if read.is_empty() {
         return Ok(None);
@@ -265,20 +312,22 @@ fn take_head(read: &mut BytesMut) -> Result<Option<Head>, WireError> {
         _ => return Err(BAD),
     };
     // The fields borrow `read`, which must be split to share its bytes:
-    // note where each name and value sits, then split.
-    let mut spans = Vec::with_capacity(res.headers.len());
-    for field in res.headers.iter() {
-        spans.push((
-            span(read, field.name.as_bytes()).ok_or(BAD)?,
-            span(read, field.value).ok_or(BAD)?,
-        ));
+    // resolve each name and note where each value sits, then split.
+    let count = res.headers.len();
+    let mut values = [(0u32, 0u32); MAX_HEADERS];
+    for (i, field) in res.headers.iter().enumerate() {
+        names.learn(i, field.name.as_bytes())?;
+        let (start, end) = span(read, field.value).ok_or(BAD)?;
+        let offset = |at: usize| u32::try_from(at).map_err(|_| BAD);
+        values[i] = (offset(start)?, offset(end)?);
     }
     let head = read.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(spans.len());
-    for ((name_start, name_end), (value_start, value_end)) in spans {
-        let name = HeaderName::from_bytes(&head[name_start..name_end]).map_err(|_| BAD)?;
-        let value = HeaderValue::from_maybe_shared(head.slice(value_start..value_end)).map_err(|_| BAD)?;
-        headers.append(name, value);
+    let mut headers = std::mem::take(room);
+    headers.clear();
+    headers.reserve(count);
+    for (name, &(start, end)) in names.first(count).zip(&values[..count]) {
+        let value = HeaderValue::from_maybe_shared(head.slice(start as usize..end as usize)).map_err(|_| BAD)?;
+        headers.append(name.clone(), value);
     }
     Ok(Some(Head {
         status,
@@ -664,8 +713,9 @@ pub(crate) fn fuzz(data: &[u8]) {
     let split = usize::from(first / 2).min(rest.len());
     let mut read = BytesMut::from(&rest[..split]);
     let mut later = Some(&rest[split..]);
+    let mut names = Names::default();
     let mut head = loop {
-        match take_head(&mut read) {
+        match take_head(&mut read, &mut names, &mut HeaderMap::new()) {
             Ok(Some(head)) => break head,
             Ok(None) => match later.take() {
                 Some(more) => read.extend_from_slice(more),

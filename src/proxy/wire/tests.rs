@@ -1,7 +1,7 @@
 use super::*;
 
 fn head_of(raw: &[u8]) -> Result<Option<Head>, WireError> {
-    take_head(&mut BytesMut::from(raw))
+    take_head(&mut BytesMut::from(raw), &mut Names::default(), &mut HeaderMap::new())
 }
 
 fn head(raw: &str) -> Head {
@@ -36,7 +36,9 @@ fn decode(mut state: State, body: &[u8], piece: usize) -> (Vec<u8>, Result<bool,
 #[test]
 fn a_head_is_taken_off_the_buffer_with_its_fields_in_order() {
     let mut read = BytesMut::from(&b"HTTP/1.1 404 Nope\r\nX-A: 1\r\nx-a: 2\r\nContent-Length: 3\r\n\r\nabcNEXT"[..]);
-    let head = take_head(&mut read).expect("parses").expect("complete");
+    let head = take_head(&mut read, &mut Names::default(), &mut HeaderMap::new())
+        .expect("parses")
+        .expect("complete");
     assert_eq!(head.status, StatusCode::NOT_FOUND);
     assert_eq!(head.version, Version::HTTP_11);
     let values: Vec<_> = head.headers.get_all("x-a").iter().collect();
@@ -52,6 +54,93 @@ fn an_incomplete_head_waits_and_an_empty_value_is_kept() {
     let head = head("HTTP/1.1 200 OK\r\nx-empty:\r\nx-b: \r\n\r\n");
     assert_eq!(head.headers["x-empty"], "");
     assert_eq!(head.headers["x-b"], "");
+}
+
+/// Take `raw`'s head with `names` from the heads before it.
+fn next_head(names: &mut Names, raw: &str) -> Result<Head, WireError> {
+    take_head(&mut BytesMut::from(raw.as_bytes()), names, &mut HeaderMap::new()).map(|h| h.expect("complete"))
+}
+
+fn fields(head: &Head) -> Vec<(String, String)> {
+    head.headers
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_str().expect("text").to_string()))
+        .collect()
+}
+
+#[test]
+fn names_known_from_earlier_heads_are_reused_only_where_their_bytes_match() {
+    let mut names = Names::default();
+    let first = next_head(
+        &mut names,
+        "HTTP/1.1 200 OK\r\nServer: a\r\nX-One: 1\r\nETag: e\r\n\r\n",
+    )
+    .expect("first");
+    assert_eq!(
+        fields(&first),
+        [("server", "a"), ("x-one", "1"), ("etag", "e")].map(|(n, v)| (n.into(), v.into()))
+    );
+    // The same names again, one of them in another case, one replaced,
+    // one added: each field gets its own name, whatever stood there before.
+    for (raw, want) in [
+        (
+            "HTTP/1.1 200 OK\r\nServer: b\r\nX-ONE: 2\r\nETag: f\r\nX-New: n\r\n\r\n",
+            vec![("server", "b"), ("x-one", "2"), ("etag", "f"), ("x-new", "n")],
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nServer: c\r\nX-Two: 3\r\nETag: g\r\nX-New: m\r\n\r\n",
+            vec![("server", "c"), ("x-two", "3"), ("etag", "g"), ("x-new", "m")],
+        ),
+        ("HTTP/1.1 200 OK\r\nETag: h\r\n\r\n", vec![("etag", "h")]),
+        (
+            "HTTP/1.1 200 OK\r\nETag: i\r\nX-Two: 4\r\nServer: d\r\n\r\n",
+            vec![("etag", "i"), ("x-two", "4"), ("server", "d")],
+        ),
+    ] {
+        let head = next_head(&mut names, raw).expect(raw);
+        let want: Vec<(String, String)> = want.into_iter().map(|(n, v)| (n.into(), v.into())).collect();
+        assert_eq!(fields(&head), want, "{raw:?}");
+        for (name, _) in &head.headers {
+            assert_eq!(
+                Some(name),
+                HeaderName::from_bytes(name.as_str().as_bytes()).ok().as_ref()
+            );
+        }
+    }
+    // A bad name where a good one stood is still refused, and the next
+    // head is read as if nothing had gone before.
+    assert!(matches!(
+        next_head(&mut names, "HTTP/1.1 200 OK\r\nETag: i\r\nX-Two\x01: 4\r\n\r\n"),
+        Err(WireError::Malformed(_))
+    ));
+    let head = next_head(&mut names, "HTTP/1.1 200 OK\r\nETag: j\r\nX-Two: 5\r\n\r\n").expect("after");
+    assert_eq!(
+        fields(&head),
+        [("etag", "j"), ("x-two", "5")].map(|(n, v)| (n.into(), v.into()))
+    );
+}
+
+#[test]
+fn the_room_a_head_is_built_in_keeps_nothing_of_what_it_held() {
+    let mut room = HeaderMap::new();
+    room.insert("x-request-only", HeaderValue::from_static("secret"));
+    room.insert(header::COOKIE, HeaderValue::from_static("usher=v1.x"));
+    let mut read = BytesMut::from(&b"HTTP/1.1 200 OK\r\nx-a: 1\r\n\r\n"[..]);
+    let head = take_head(&mut read, &mut Names::default(), &mut room)
+        .expect("parses")
+        .expect("complete");
+    assert_eq!(fields(&head), [("x-a".to_string(), "1".to_string())]);
+    assert!(room.is_empty());
+    // Partial and refused heads leave the room alone.
+    let mut room = HeaderMap::new();
+    room.insert("x-kept", HeaderValue::from_static("1"));
+    let mut partial = BytesMut::from(&b"HTTP/1.1 200 OK\r\nx-a: 1\r\n"[..]);
+    assert!(
+        take_head(&mut partial, &mut Names::default(), &mut room)
+            .expect("partial")
+            .is_none()
+    );
+    assert_eq!(room.len(), 1);
 }
 
 #[test]
