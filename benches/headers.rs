@@ -12,7 +12,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value, json};
 use usher::config::Forward;
 use usher::headers::HeaderPlan;
-use usher::hop::{self, Peer};
+use usher::hop::{self, Added, Peer};
 use usher::session::cookie;
 
 fn plan() -> HeaderPlan {
@@ -91,7 +91,9 @@ fn headers(c: &mut Criterion) {
             || base.clone(),
             |h| {
                 plan.strip(h);
-                plan.inject(h, Some(black_box(&session)));
+                let mut added = Added::with_capacity(3);
+                plan.inject(&mut added, Some(black_box(&session)));
+                added
             },
             BatchSize::SmallInput,
         )
@@ -101,8 +103,8 @@ fn headers(c: &mut Criterion) {
     });
     c.bench_function("headers/plan_inject", |b| {
         b.iter_batched_ref(
-            HeaderMap::new,
-            |h| plan.inject(h, Some(black_box(&session))),
+            || Added::with_capacity(3),
+            |added| plan.inject(added, Some(black_box(&session))),
             BatchSize::SmallInput,
         )
     });
@@ -115,8 +117,10 @@ fn headers(c: &mut Criterion) {
                 let _upgrade = hop::strip_hop_by_hop(h);
                 plan.strip(h);
                 cookie::strip(h, "usher_session");
-                hop::set_forwarded(h, peer, host);
-                plan.inject(h, Some(black_box(&session)));
+                let mut added = Added::with_capacity(6);
+                hop::set_forwarded(h, &mut added, peer, host);
+                plan.inject(&mut added, Some(black_box(&session)));
+                added
             },
             BatchSize::SmallInput,
         )

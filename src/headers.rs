@@ -17,7 +17,7 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde_json::{Map, Value};
 
 use crate::config;
-use crate::hop::{fold, remove_where};
+use crate::hop::{Added, X_REQUEST_ID, fold, folds, remove_where};
 
 /// Bytes escaped in a forwarded value: controls, non-ASCII (always, by the
 /// crate) and `%` itself, so decoding a value is never ambiguous.
@@ -37,6 +37,10 @@ pub struct HeaderPlan {
     also: Vec<HeaderName>,
     /// Lower-case names with `_` and `.` folded to `-`, to catch variants.
     folded: Vec<String>,
+    /// Which `forward` entry, if any, is `X-Request-Id`: the one name a
+    /// session field may share with a header usher sets before the plan's
+    /// (configuration refuses the `X-Forwarded-*` ones, and twins).
+    request_id_at: Option<usize>,
     /// The values `forward` makes from shared session fields (a remembered
     /// cookie's), by the fields' address; see [`HeaderPlan::inject`].
     memo: Mutex<Memo>,
@@ -83,6 +87,7 @@ impl HeaderPlan {
             forward: forward.iter().map(|f| (f.header.clone(), f.field.clone())).collect(),
             also: Vec::new(),
             folded: forward.iter().map(|f| fold(f.header.as_str())).collect(),
+            request_id_at: forward.iter().position(|f| f.header == X_REQUEST_ID),
             memo: Mutex::default(),
         }
     }
@@ -101,12 +106,14 @@ impl HeaderPlan {
         remove_where(headers, |n| {
             self.forward.iter().any(|(name, _)| name == n)
                 || self.also.contains(n)
-                || (n.as_str().contains(['_', '.']) && self.folded.contains(&fold(n.as_str())))
+                || (folds(n.as_str()) && self.folded.contains(&fold(n.as_str())))
         });
     }
 
-    /// Add each configured header whose field is present in `session`.
-    /// Call after [`strip`](Self::strip).
+    /// Add each configured header whose field is present in `session` to
+    /// `added`, which may hold only usher's `X-Forwarded-*` fields and
+    /// `X-Request-Id` (a session field named so replaces the latter). Call
+    /// after [`strip`](Self::strip).
     ///
     /// Fields shared with the verified-signature memory (the same `Arc` on
     /// every request with that cookie) have their values made once and
@@ -116,16 +123,19 @@ impl HeaderPlan {
     /// with a `Weak` on them are never changed in place (`Arc::get_mut`
     /// refuses, `Arc::make_mut` moves them). Fields only this request holds
     /// (a Redis record, a credential's) are encoded directly.
-    pub fn inject(&self, headers: &mut HeaderMap, session: Option<&Arc<Map<String, Value>>>) {
+    pub fn inject(&self, added: &mut Added, session: Option<&Arc<Map<String, Value>>>) {
         let Some(fields) = session else { return };
         let values = if Arc::strong_count(fields) > 1 {
             self.shared_values(fields)
         } else {
             self.values(fields)
         };
-        for ((name, _), value) in self.forward.iter().zip(values.iter()) {
-            if let Some(value) = value {
-                headers.insert(name.clone(), value.clone());
+        for (i, ((name, _), value)) in self.forward.iter().zip(values.iter()).enumerate() {
+            match value {
+                // The session's value replaces usher's request id.
+                Some(value) if Some(i) == self.request_id_at => added.set(name.clone(), value.clone()),
+                Some(value) => added.push(name.clone(), value.clone()),
+                None => {}
             }
         }
     }

@@ -41,6 +41,8 @@ pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 /// X-Forwarded-Host
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// X-Request-Id (made or kept by `service::request_id`)
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Remove hop-by-hop headers and those named in `Connection`. Returns the
 /// `Upgrade` value when the message asks for a protocol upgrade (a
@@ -125,7 +127,7 @@ pub fn upgrade_agrees(response: &HeaderMap, asked: &HeaderValue) -> bool {
 pub fn strip_ambiguous(headers: &mut HeaderMap) {
     remove_where(headers, |name| {
         let n = name.as_str();
-        if !n.contains(['_', '.']) {
+        if !folds(n) {
             // Names are lower case already: no allocation per header.
             return ROUTING_OVERRIDES.contains(&n);
         }
@@ -179,12 +181,18 @@ pub struct Peer {
     pub trusted: bool,
 }
 
-/// Remove untrusted forwarding headers, then write `X-Forwarded-For`,
-/// `-Proto` and `-Host`. `host` is the host the client asked for.
-pub fn set_forwarded(headers: &mut HeaderMap, peer: Peer, host: Option<HeaderValue>) {
+/// Remove untrusted forwarding headers, then set `X-Forwarded-For`,
+/// `-Proto` and `-Host` in `added` (which must hold none of them yet: this
+/// comes first). `host` is the host the client asked for.
+pub fn set_forwarded(headers: &mut HeaderMap, added: &mut Added, peer: Peer, host: Option<HeaderValue>) {
     remove_forwarding(headers, peer.trusted);
     let chain = if peer.trusted {
-        joined(headers, &X_FORWARDED_FOR)
+        let prior = joined(headers, &X_FORWARDED_FOR);
+        if prior.is_some() {
+            // Its values travel in usher's one, after them.
+            headers.remove(&X_FORWARDED_FOR);
+        }
+        prior
     } else {
         None
     };
@@ -196,16 +204,71 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: Peer, host: Option<HeaderVal
         (None, IpAddr::V6(_)) => HeaderValue::from_maybe_shared(bytes::Bytes::from(ip.to_string())),
     };
     if let Ok(v) = xff {
-        headers.insert(X_FORWARDED_FOR, v);
+        added.push(X_FORWARDED_FOR, v);
     }
     // An untrusted peer's forwarding headers are gone already: nothing to
     // look up. A trusted proxy's own `-Proto` and `-Host` are kept.
     let absent = |headers: &HeaderMap, name| !peer.trusted || !headers.contains_key(name);
     if absent(headers, X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(peer.proto));
+        added.push(X_FORWARDED_PROTO, HeaderValue::from_static(peer.proto));
     }
     if let Some(host) = host.filter(|_| absent(headers, X_FORWARDED_HOST)) {
-        headers.insert(X_FORWARDED_HOST, host);
+        added.push(X_FORWARDED_HOST, host);
+    }
+}
+
+/// The fields usher adds to a proxied request, kept beside its header map
+/// until it is sent: usher's own exchange writes them after the map's
+/// fields, and they are inserted into the map for hyper's client. Kept
+/// apart because inserting a name into a `HeaderMap` hashes it and probes
+/// the table, a cost paid for each of them on every request only to have
+/// the map written out once.
+///
+/// A name is set at most once (a later value replaces the earlier one, as
+/// `HeaderMap::insert` would), and whoever sets a name has removed it from
+/// the map first (stripped it, or found it absent): the upstream never
+/// gets a client's value beside usher's.
+#[derive(Debug, Default)]
+pub struct Added(Vec<(HeaderName, HeaderValue)>);
+
+impl Added {
+    /// Room for `n` fields.
+    pub fn with_capacity(n: usize) -> Added {
+        Added(Vec::with_capacity(n))
+    }
+
+    /// Set `name` to `value` (replacing a value set before). The map the
+    /// fields go with must not hold `name`.
+    pub fn set(&mut self, name: HeaderName, value: HeaderValue) {
+        match self.0.iter_mut().find(|(known, _)| *known == name) {
+            Some((_, slot)) => *slot = value,
+            None => self.0.push((name, value)),
+        }
+    }
+
+    /// Set `name`, which the caller knows is not set yet, to `value`
+    /// (what [`set`](Self::set) does without looking: each look compares
+    /// names). The map the fields go with must not hold `name`.
+    pub fn push(&mut self, name: HeaderName, value: HeaderValue) {
+        debug_assert!(self.get(&name).is_none(), "{name} set twice");
+        self.0.push((name, value));
+    }
+
+    /// The value set for `name`.
+    pub fn get(&self, name: &HeaderName) -> Option<&HeaderValue> {
+        self.0.iter().find(|(known, _)| known == name).map(|(_, value)| value)
+    }
+
+    /// Each field, in the order first set.
+    pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        self.0.iter().map(|(name, value)| (name, value))
+    }
+
+    /// Put every field into `headers`, replacing any value there.
+    pub fn insert_into(self, headers: &mut HeaderMap) {
+        for (name, value) in self.0 {
+            headers.insert(name, value);
+        }
     }
 }
 
@@ -294,7 +357,7 @@ impl ArrayText {
 fn remove_forwarding(headers: &mut HeaderMap, trusted: bool) {
     remove_where(headers, |name| {
         let n = name.as_str();
-        let folded = n.contains(['_', '.']);
+        let folded = folds(n);
         // Fold only the rare names that need it: no allocation per header.
         let forwarding = if folded {
             is_forwarding(&fold(n))
@@ -313,6 +376,13 @@ pub fn remove_where(headers: &mut HeaderMap, mut doomed: impl FnMut(&HeaderName)
     for name in picked {
         headers.remove(&name);
     }
+}
+
+/// Whether `name` holds a `_` or `.`, which [`fold`] changes. A byte loop:
+/// `str::contains` with a set of chars decodes each char first, and this
+/// runs on every header of every request, three times.
+pub fn folds(name: &str) -> bool {
+    name.bytes().any(|b| matches!(b, b'_' | b'.'))
 }
 
 /// A header name as backends that fold `_` and `.` to `-` (CGI, WSGI, many

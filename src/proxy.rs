@@ -28,7 +28,7 @@ use crate::body::{ClientBodyError, Paced, Progress, Stalled};
 use crate::config;
 use crate::conn::{ClientIo, HandOff, RequestBody};
 use crate::error::RequestError;
-use crate::hop;
+use crate::hop::{self, Added};
 use crate::metrics::Metrics;
 use crate::tls::{self, TlsError};
 
@@ -129,19 +129,21 @@ impl Upstream {
     pub async fn forward(
         &self,
         mut req: Request<UpstreamBody>,
+        added: Added,
         upgrade: Option<&HeaderValue>,
     ) -> Result<(Response<Streamed>, Duration), RequestError> {
         if let (None, Connections::Http1(pool)) = (upgrade, &self.client)
             && bodyless(req.body())
         {
             let started = Instant::now();
-            let res = self.send_wire(pool, req).await?;
+            let res = self.send_wire(pool, req, &added).await?;
             if res.status() == StatusCode::SWITCHING_PROTOCOLS {
                 // Nobody asked for it; the connection is closed.
                 return Err(RequestError::UpstreamUpgrade);
             }
             return Ok((res.map(|body| self.paced(Either::Right(body))), started.elapsed()));
         }
+        added.insert_into(req.headers_mut());
         let client_side = upgrade.map(|_| match req.extensions_mut().remove::<HandOff>() {
             Some(hand_off) => ClientSide::Cycle(hand_off),
             None => ClientSide::Hyper(hyper::upgrade::on(&mut req)),
@@ -181,11 +183,12 @@ impl Upstream {
         &self,
         pool: &Arc<Pool>,
         req: Request<UpstreamBody>,
+        added: &Added,
     ) -> Result<Response<WireBody>, RequestError> {
         let (parts, body) = req.into_parts();
         // Read to its end already: dropping it says so to the request cycle.
         drop(body);
-        match tokio::time::timeout(self.timeout, pool.send_wire(parts)).await {
+        match tokio::time::timeout(self.timeout, pool.send_wire(parts, added)).await {
             Err(_elapsed) => Err(RequestError::UpstreamTimeout),
             Ok(Ok(res)) => Ok(res),
             Ok(Err(Failure::Connect(e))) => Err(classify(&*e, true)),

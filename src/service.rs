@@ -273,9 +273,6 @@ impl Service {
         // Read before stripping: `Connection: Host` must not hide the host.
         let host = client_host(&req);
         let (mut parts, body) = req.into_parts();
-        // Room for what usher adds (X-Forwarded-*, TE, the session fields),
-        // so that the map grows at most once.
-        parts.headers.reserve(4 + self.plan.len());
         // 2. strip: connection-level headers, untrusted forwarding headers,
         // every spelling of the session headers.
         let upgrade = hop::strip_hop_by_hop(&mut parts.headers)
@@ -362,12 +359,19 @@ impl Service {
             proto: conn.proto(),
             trusted,
         };
-        hop::set_forwarded(&mut parts.headers, peer, host.clone());
-        parts.headers.insert(request_id::X_REQUEST_ID, trace.request_id.clone());
-        self.plan.inject(&mut parts.headers, found.session.as_ref());
+        // Beside the map until sent (see `hop::Added`): X-Forwarded-*, the
+        // request id, the session fields, the assertion.
+        let mut added = hop::Added::with_capacity(5 + self.plan.len());
+        hop::set_forwarded(&mut parts.headers, &mut added, peer, host.clone());
+        parts.headers.remove(request_id::X_REQUEST_ID);
+        added.push(request_id::X_REQUEST_ID, trace.request_id.clone());
+        // Stripped in every spelling (`plan.strip`), the assertion's too.
+        self.plan.inject(&mut added, found.session.as_ref());
         if let (Some(signer), Some(session)) = (&self.signer, found.session.as_deref()) {
-            let origin = forwarded_origin(&parts.headers);
-            signer.insert_into(&mut parts.headers, session, &origin, now);
+            let origin = forwarded_origin(&parts.headers, &added);
+            if let Some(token) = signer.token(session, &origin, now) {
+                added.set(signer.header().clone(), token);
+            }
         }
         if let Some(protocol) = upgrade.clone() {
             hop::restore_upgrade(&mut parts.headers, protocol);
@@ -377,7 +381,7 @@ impl Service {
         let body = self.limit_body(&parts.headers, body)?;
         let (mut res, took) = self
             .upstream
-            .forward(Request::from_parts(parts, body), upgrade.as_ref())
+            .forward(Request::from_parts(parts, body), added, upgrade.as_ref())
             .await?;
         trace.upstream = Some(took);
         // 7. respond: connection headers, then the backend's session write.
@@ -522,10 +526,11 @@ fn insecure_host(
 
 /// `proto://host` as usher forwards it (its own `X-Forwarded-Proto` and
 /// `-Host`, set just before): the assertion's default issuer.
-fn forwarded_origin(headers: &HeaderMap) -> String {
+fn forwarded_origin(headers: &HeaderMap, added: &hop::Added) -> String {
     let first = |name| {
-        headers
-            .get(name)
+        added
+            .get(&name)
+            .or_else(|| headers.get(&name))
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(',').next())
             .map(str::trim)

@@ -78,24 +78,29 @@ fn strip_removes_every_spelling() {
 
 #[test]
 fn inject_sets_present_fields_only() {
-    let mut h = HeaderMap::new();
     let session = json!({"user": "alice", "groups": ["a", "b"], "other": 1});
-    plan().inject(&mut h, Some(&fields(&session)));
+    let h = inject_into_map(&plan(), Some(&fields(&session)));
     assert_eq!(h["x-forwarded-user"], "alice");
     assert_eq!(h["x-forwarded-groups"], "a,b");
     assert!(!h.contains_key("x-cart"));
-    let mut h = HeaderMap::new();
-    plan().inject(&mut h, None);
-    assert!(h.is_empty());
+    assert!(inject_into_map(&plan(), None).is_empty());
 }
 
 fn fields(v: &Value) -> Arc<Map<String, Value>> {
     Arc::new(v.as_object().expect("object").clone())
 }
 
-fn injected(plan: &HeaderPlan, session: &Arc<Map<String, Value>>) -> Option<String> {
+/// What `plan` adds for `session`, in a map.
+fn inject_into_map(plan: &HeaderPlan, session: Option<&Arc<Map<String, Value>>>) -> HeaderMap {
+    let mut added = Added::default();
+    plan.inject(&mut added, session);
     let mut h = HeaderMap::new();
-    plan.inject(&mut h, Some(session));
+    added.insert_into(&mut h);
+    h
+}
+
+fn injected(plan: &HeaderPlan, session: &Arc<Map<String, Value>>) -> Option<String> {
+    let h = inject_into_map(plan, Some(session));
     h.get("x-forwarded-user").map(|v| v.to_str().expect("text").to_string())
 }
 
@@ -153,4 +158,33 @@ fn addresses_spread_over_the_buckets() {
         .map(|i| build.hash_one(0x7f00_1234_0000usize + 16 * i) & 1023)
         .collect();
     assert!(buckets.len() > 550, "{} of 1024 buckets", buckets.len());
+}
+
+#[test]
+fn a_session_field_forwarded_as_x_request_id_replaces_usher_s_id_only_when_present() {
+    let plan = HeaderPlan::new(&[
+        config::Forward {
+            header: HeaderName::from_static("x-forwarded-user"),
+            field: "user".into(),
+        },
+        config::Forward {
+            header: X_REQUEST_ID,
+            field: "trace".into(),
+        },
+    ]);
+    let run = |session: Value| {
+        let mut added = Added::default();
+        added.push(X_REQUEST_ID, HeaderValue::from_static("usher-id"));
+        plan.inject(&mut added, Some(&fields(&session)));
+        let mut h = HeaderMap::new();
+        added.insert_into(&mut h);
+        let ids: Vec<String> = h
+            .get_all(X_REQUEST_ID)
+            .iter()
+            .map(|v| v.to_str().expect("text").to_string())
+            .collect();
+        ids
+    };
+    assert_eq!(run(json!({"user": "alice", "trace": "t-1"})), ["t-1"]);
+    assert_eq!(run(json!({"user": "alice"})), ["usher-id"]);
 }

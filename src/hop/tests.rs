@@ -84,7 +84,7 @@ const SPOOFS: &[(&str, &str)] = &[
 #[test]
 fn untrusted_peer_cannot_supply_forwarding_headers() {
     let mut h = map(SPOOFS);
-    set_forwarded(&mut h, peer(false), Some(HeaderValue::from_static("app.example")));
+    forwarded(&mut h, peer(false), Some(HeaderValue::from_static("app.example")));
     assert_eq!(names(&h), ["x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"]);
     assert_eq!(h[X_FORWARDED_FOR], "192.0.2.1");
     assert_eq!(h[X_FORWARDED_PROTO], "http");
@@ -95,7 +95,7 @@ fn untrusted_peer_cannot_supply_forwarding_headers() {
 fn trusted_peer_extends_the_chain_but_not_with_folded_spellings() {
     let mut h = map(SPOOFS);
     h.append(X_FORWARDED_FOR, HeaderValue::from_static("7.7.7.7"));
-    set_forwarded(&mut h, peer(true), Some(HeaderValue::from_static("app.example")));
+    forwarded(&mut h, peer(true), Some(HeaderValue::from_static("app.example")));
     assert_eq!(h[X_FORWARDED_FOR], "6.6.6.6, 7.7.7.7, 192.0.2.1");
     assert_eq!(h[X_FORWARDED_PROTO], "https");
     assert_eq!(h[X_FORWARDED_HOST], "evil.example");
@@ -112,7 +112,7 @@ fn mapped_ipv6_peer_is_written_as_ipv4() {
         proto: "http",
         trusted: false,
     };
-    set_forwarded(&mut h, p, None);
+    forwarded(&mut h, p, None);
     assert_eq!(h[X_FORWARDED_FOR], "10.1.2.3");
     assert!(!h.contains_key(X_FORWARDED_HOST));
 }
@@ -248,4 +248,48 @@ fn the_name_switch_agrees_with_the_table() {
     for other in ["host", "cookie", "connections", "tE", "x-upgrade", ""] {
         assert_eq!(hop_index(other), None, "{other}");
     }
+}
+
+/// `set_forwarded` into `h`, with what it adds put into the map as it is
+/// for hyper's client.
+fn forwarded(h: &mut HeaderMap, peer: Peer, host: Option<HeaderValue>) {
+    let mut added = Added::default();
+    set_forwarded(h, &mut added, peer, host);
+    added.insert_into(h);
+}
+
+#[test]
+fn added_fields_are_set_once_each_and_replace_nothing_in_the_map_themselves() {
+    let mut added = Added::with_capacity(2);
+    added.push(X_FORWARDED_FOR, HeaderValue::from_static("192.0.2.1"));
+    added.set(X_REQUEST_ID, HeaderValue::from_static("one"));
+    added.set(X_REQUEST_ID, HeaderValue::from_static("two"));
+    let fields: Vec<_> = added
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.to_str().expect("text")))
+        .collect();
+    assert_eq!(fields, [("x-forwarded-for", "192.0.2.1"), ("x-request-id", "two")]);
+    assert_eq!(added.get(&X_REQUEST_ID).map(|v| v.as_bytes()), Some(&b"two"[..]));
+    assert!(added.get(&X_FORWARDED_HOST).is_none());
+    // Into a map: usher's value replaces whatever the map held.
+    let mut h = HeaderMap::new();
+    h.append(X_REQUEST_ID, HeaderValue::from_static("client"));
+    h.append(X_REQUEST_ID, HeaderValue::from_static("client-again"));
+    added.insert_into(&mut h);
+    let ids: Vec<_> = h.get_all(X_REQUEST_ID).iter().collect();
+    assert_eq!(ids, ["two"]);
+}
+
+#[test]
+fn a_trusted_chain_leaves_the_map_for_the_one_value_usher_adds() {
+    let mut h = HeaderMap::new();
+    h.append(X_FORWARDED_FOR, HeaderValue::from_static("6.6.6.6"));
+    h.append(X_FORWARDED_FOR, HeaderValue::from_static("7.7.7.7"));
+    let mut added = Added::default();
+    set_forwarded(&mut h, &mut added, peer(true), None);
+    assert!(
+        !h.contains_key(X_FORWARDED_FOR),
+        "the map keeps no client value beside usher's"
+    );
+    assert_eq!(added.get(&X_FORWARDED_FOR).expect("set"), "6.6.6.6, 7.7.7.7, 192.0.2.1");
 }

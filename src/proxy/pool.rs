@@ -39,6 +39,7 @@ use tracing::debug;
 use super::UpstreamBody;
 use super::wire::{self, Conn, WireError};
 use crate::body::{AtEnd, Watched};
+use crate::hop::Added;
 use crate::metrics::Metrics;
 
 /// Idle connections kept at most; the oldest goes first.
@@ -145,13 +146,17 @@ impl Pool {
         Ok((res, self.lease(sender)))
     }
 
-    /// Send the bodyless request `parts` (origin-form target, `Host` set)
-    /// by usher's own exchange, on a pooled connection or a new one. An
+    /// Send the bodyless request `parts` (origin-form target, `Host` set),
+    /// with the fields in `added` after its own, by usher's own exchange, on a pooled connection or a new one. An
     /// idempotent request whose pooled connection turns out closed, with
     /// no answer begun, is tried on the next one.
-    pub(super) async fn send_wire(self: &Arc<Self>, mut parts: request::Parts) -> Result<Response<WireBody>, Failure> {
+    pub(super) async fn send_wire(
+        self: &Arc<Self>,
+        mut parts: request::Parts,
+        added: &Added,
+    ) -> Result<Response<WireBody>, Failure> {
         while let Some(mut conn) = self.take_wire() {
-            match conn.exchange(&mut parts).await {
+            match conn.exchange(&mut parts, added).await {
                 Ok(head) => return self.wire_response(conn, head, &parts),
                 Err(e) if parts.method.is_idempotent() && conn.unanswered(&e) => {
                     debug!(error = %e, "pooled upstream connection was closed; retrying");
@@ -162,7 +167,7 @@ impl Pool {
         // Boxed: connecting is the cold path (see `send`).
         let io = Box::pin(self.connect_io()).await?;
         let mut conn = Box::new(Conn::new(io));
-        let head = conn.exchange(&mut parts).await.map_err(Failure::Wire)?;
+        let head = conn.exchange(&mut parts, added).await.map_err(Failure::Wire)?;
         self.wire_response(conn, head, &parts)
     }
 

@@ -36,6 +36,8 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 use tokio_util::io::poll_read_buf;
 
+use crate::hop::Added;
+
 /// A connection made by the pool's connector.
 pub(super) type Io = TokioIo<MaybeHttpsStream<TokioIo<TcpStream>>>;
 
@@ -209,15 +211,15 @@ impl Conn {
         }
     }
 
-    /// Send the request that `parts` describe (it has no body) and read the
-    /// final response head; interim 1xx responses other than `101` are
+    /// Send the request that `parts` describe (it has no body), with the
+    /// fields in `added` after its own, and read the final response head; interim 1xx responses other than `101` are
     /// skipped. The request's header map, emptied, becomes the response's
     /// (its room is reused) once a head has arrived: by then the request
     /// cannot be tried again (see [`Conn::unanswered`]).
-    pub(super) async fn exchange(&mut self, parts: &mut request::Parts) -> Result<Head, WireError> {
+    pub(super) async fn exchange(&mut self, parts: &mut request::Parts, added: &Added) -> Result<Head, WireError> {
         self.heard = false;
         self.write.clear();
-        encode(&mut self.write, parts);
+        encode(&mut self.write, parts, added);
         self.io.write_all(&self.write).await?;
         self.io.flush().await?;
         let mut interim = 0;
@@ -245,18 +247,19 @@ impl Conn {
     }
 }
 
-/// Write the request head: request line, fields as they are (names are
+/// Write the request head: request line, fields as they are, the map's and
+/// then usher's added ones (names are
 /// lower case, values hold no CR or LF: `http` checks both), and
 /// `Content-Length: 0` for a method whose body means something (hyper does
 /// the same). The request has no body, so its own length and transfer
 /// fields are not written.
-fn encode(out: &mut Vec<u8>, parts: &request::Parts) {
+fn encode(out: &mut Vec<u8>, parts: &request::Parts, added: &Added) {
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &parts.headers {
+    for (name, value) in parts.headers.iter().chain(added.iter()) {
         if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
             continue;
         }

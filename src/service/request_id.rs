@@ -9,10 +9,10 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderValue};
 
-/// The header's name.
-pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The header's name (defined with the other forwarding headers).
+pub use crate::hop::X_REQUEST_ID;
 
 /// Longest id accepted from a trusted proxy.
 const MAX_LEN: usize = 128;

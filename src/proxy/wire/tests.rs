@@ -362,17 +362,27 @@ fn the_request_head_carries_no_framing_of_the_clients() {
         .expect("request")
         .into_parts();
     let mut out = Vec::new();
-    encode(&mut out, &parts);
+    encode(&mut out, &parts, &Added::default());
     assert_eq!(
         String::from_utf8_lossy(&out),
         "POST /p?q=1 HTTP/1.1\r\nhost: app\r\nx-a: b\r\ncontent-length: 0\r\n\r\n"
     );
     parts.method = Method::GET;
     out.clear();
-    encode(&mut out, &parts);
+    // usher's added fields come after the map's.
+    let mut added = Added::default();
+    added.push(
+        HeaderName::from_static("x-forwarded-for"),
+        HeaderValue::from_static("192.0.2.1"),
+    );
+    added.push(
+        HeaderName::from_static("x-forwarded-user"),
+        HeaderValue::from_static("alice"),
+    );
+    encode(&mut out, &parts, &added);
     assert_eq!(
         String::from_utf8_lossy(&out),
-        "GET /p?q=1 HTTP/1.1\r\nhost: app\r\nx-a: b\r\n\r\n"
+        "GET /p?q=1 HTTP/1.1\r\nhost: app\r\nx-a: b\r\nx-forwarded-for: 192.0.2.1\r\nx-forwarded-user: alice\r\n\r\n"
     );
 }
 
