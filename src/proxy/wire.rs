@@ -707,11 +707,13 @@ fn trailers(read: &mut BytesMut) -> Result<Option<Option<HeaderMap>>, WireError>
 /// The fuzz target's body: `data` as an upstream's answer to a GET (a HEAD
 /// when its first byte is odd), fed to the parser in two pieces split at a
 /// point the data chooses. Must not panic; a body never yields more bytes
-/// than arrived, nor more than its length, and ends only at its length.
+/// than arrived, nor more than its length, and ends only at its length; a
+/// head reads the same whatever names its connection learnt before.
 pub(crate) fn fuzz(data: &[u8]) {
     let Some((&first, rest)) = data.split_first() else {
         return;
     };
+    same_with_learnt_names(rest);
     let method = if first % 2 == 1 { Method::HEAD } else { Method::GET };
     let split = usize::from(first / 2).min(rest.len());
     let mut read = BytesMut::from(&rest[..split]);
@@ -763,6 +765,24 @@ pub(crate) fn fuzz(data: &[u8]) {
         assert!(decoded <= n, "more than the length");
         assert!(state != State::Done || decoded == n, "ended short of the length");
     }
+}
+
+/// `raw`'s head parsed with no names known, with names learnt from another
+/// head, and with its own names learnt: the same fields, or the same
+/// refusal, each time.
+fn same_with_learnt_names(raw: &[u8]) {
+    fn read(raw: &[u8], names: &mut Names) -> Result<Option<Vec<(HeaderName, HeaderValue)>>, String> {
+        match take_head(&mut BytesMut::from(raw), names, &mut HeaderMap::new()) {
+            Ok(head) => Ok(head.map(|h| h.headers.iter().map(|(n, v)| (n.clone(), v.clone())).collect())),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+    let fresh = read(raw, &mut Names::default());
+    let mut names = Names::default();
+    let other = b"HTTP/1.1 200 OK\r\nServer: a\r\nDate: b\r\nX-Custom: c\r\nContent-Length: 0\r\n\r\n";
+    assert!(matches!(read(other, &mut names), Ok(Some(_))));
+    assert_eq!(read(raw, &mut names), fresh, "names learnt from another head");
+    assert_eq!(read(raw, &mut names), fresh, "its own names learnt");
 }
 
 #[cfg(test)]

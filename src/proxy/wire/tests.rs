@@ -392,4 +392,7 @@ fn the_fuzz_body_holds_on_hostile_inputs() {
     fuzz(b"\x00HTTP/1.1 200 OK\r\ncontent-length: 99999999999\r\n\r\nabc");
     fuzz(b"\x07HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nffffffffffffff\r\nabc");
     fuzz(b"\xffHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n");
+    // Repeated and re-cased names, where the fuzz body's other head has
+    // its own names.
+    fuzz(b"\x00HTTP/1.1 200 OK\r\nServer: x\r\nset-cookie: a\r\nSet-Cookie: b\r\nX-CUSTOM: c\r\n\r\n");
 }
