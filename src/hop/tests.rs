@@ -250,6 +250,30 @@ fn the_name_switch_agrees_with_the_table() {
     }
 }
 
+#[test]
+fn connection_tokens_name_hop_by_hop_headers_in_any_case() {
+    for name in &HOP_BY_HOP {
+        let lower = name.as_str();
+        for token in [lower.to_string(), lower.to_ascii_uppercase(), mixed(lower)] {
+            assert!(is_hop_by_hop(&token), "{token}");
+        }
+    }
+    let longest = "Proxy-Authorization";
+    for other in ["", "close", "x-keep-alive", "keep-alive2", "Proxy-Authorizationx", "proxy-authorizatio", "t e"] {
+        assert!(!is_hop_by_hop(other), "{other}");
+    }
+    assert!(is_hop_by_hop(longest));
+    // Non-ASCII bytes are never lower-cased into a match.
+    assert!(!is_hop_by_hop("KEEP-ALİVE"));
+}
+
+fn mixed(name: &str) -> String {
+    name.chars()
+        .enumerate()
+        .map(|(i, c)| if i % 2 == 0 { c.to_ascii_uppercase() } else { c })
+        .collect()
+}
+
 /// `set_forwarded` into `h`, with what it adds put into the map as it is
 /// for hyper's client.
 fn forwarded(h: &mut HeaderMap, peer: Peer, host: Option<HeaderValue>) {
