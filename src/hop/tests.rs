@@ -259,7 +259,15 @@ fn connection_tokens_name_hop_by_hop_headers_in_any_case() {
         }
     }
     let longest = "Proxy-Authorization";
-    for other in ["", "close", "x-keep-alive", "keep-alive2", "Proxy-Authorizationx", "proxy-authorizatio", "t e"] {
+    for other in [
+        "",
+        "close",
+        "x-keep-alive",
+        "keep-alive2",
+        "Proxy-Authorizationx",
+        "proxy-authorizatio",
+        "t e",
+    ] {
         assert!(!is_hop_by_hop(other), "{other}");
     }
     assert!(is_hop_by_hop(longest));

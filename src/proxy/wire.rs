@@ -60,6 +60,9 @@ const READ_FIRST: usize = 8192;
 const READ_MOST: usize = 128 * 1024;
 /// A request-head buffer larger than this is not kept while idle.
 const WRITE_KEPT: usize = 4096;
+/// Remembered response field names whose bytes take more than this are
+/// not kept while idle (an upstream's usual names take a few hundred).
+const NAMES_KEPT: usize = 2048;
 
 /// Why an exchange or its body failed.
 #[derive(Debug, thiserror::Error)]
@@ -201,13 +204,17 @@ impl Conn {
 
     /// Let go of large buffers before the connection sits idle (a read
     /// buffer is made again, at the size this connection's reads have grown
-    /// to, by the next read; a write buffer by the next request's head).
+    /// to, by the next read; a write buffer by the next request's head;
+    /// forgotten names are parsed again).
     pub(super) fn trim(&mut self) {
         if self.read.is_empty() && self.read.capacity() > 2 * READ_FIRST {
             self.read = BytesMut::new();
         }
         if self.write.capacity() > WRITE_KEPT {
             self.write = Vec::new();
+        }
+        if self.names.raw.capacity() > NAMES_KEPT {
+            self.names = Names::default();
         }
     }
 

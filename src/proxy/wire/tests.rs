@@ -120,6 +120,40 @@ fn names_known_from_earlier_heads_are_reused_only_where_their_bytes_match() {
     );
 }
 
+/// A `Conn` over a loopback connection (its peer is returned too, to keep
+/// the socket open).
+async fn loopback_conn() -> (Conn, tokio::net::TcpStream) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (ours, theirs) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+    let io = TokioIo::new(MaybeHttpsStream::Http(TokioIo::new(ours.expect("connect"))));
+    (Conn::new(io), theirs.expect("accept").0)
+}
+
+#[tokio::test]
+async fn many_or_long_remembered_names_are_forgotten_while_idle() {
+    let (mut conn, _peer) = loopback_conn().await;
+    let learn = |conn: &mut Conn, raw: &str| {
+        take_head(
+            &mut BytesMut::from(raw.as_bytes()),
+            &mut conn.names,
+            &mut HeaderMap::new(),
+        )
+        .expect("parses")
+        .expect("complete");
+    };
+    learn(
+        &mut conn,
+        "HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: x\r\nContent-Length: 0\r\n\r\n",
+    );
+    conn.trim();
+    assert_eq!(conn.names.parsed.len(), 3, "the usual names stay");
+    let long = format!("HTTP/1.1 200 OK\r\nx-{}: 1\r\n\r\n", "n".repeat(NAMES_KEPT));
+    learn(&mut conn, &long);
+    conn.trim();
+    assert!(conn.names.parsed.is_empty() && conn.names.raw.capacity() == 0);
+}
+
 #[test]
 fn the_room_a_head_is_built_in_keeps_nothing_of_what_it_held() {
     let mut room = HeaderMap::new();
