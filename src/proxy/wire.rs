@@ -148,7 +148,7 @@ impl Names {
 
     /// The first `count` names (all learnt).
     fn first(&self, count: usize) -> impl Iterator<Item = &HeaderName> {
-        self.parsed[..count].iter().map(|(name, _, _)| name)
+        self.parsed.iter().take(count).map(|(name, _, _)| name)
     }
 }
 
@@ -219,10 +219,11 @@ impl Conn {
     }
 
     /// Send the request that `parts` describe (it has no body), with the
-    /// fields in `added` after its own, and read the final response head; interim 1xx responses other than `101` are
-    /// skipped. The request's header map, emptied, becomes the response's
-    /// (its room is reused) once a head has arrived: by then the request
-    /// cannot be tried again (see [`Conn::unanswered`]).
+    /// fields in `added` after its own, and read the final response head;
+    /// interim 1xx responses other than `101` are skipped. The request's
+    /// header map, emptied, becomes the response's (its room is reused)
+    /// once a head has arrived: by then the request cannot be tried again
+    /// (see [`Conn::unanswered`]).
     pub(super) async fn exchange(&mut self, parts: &mut request::Parts, added: &Added) -> Result<Head, WireError> {
         self.heard = false;
         self.write.clear();
@@ -254,9 +255,9 @@ impl Conn {
     }
 }
 
-/// Write the request head: request line, fields as they are, the map's and
-/// then usher's added ones (names are
-/// lower case, values hold no CR or LF: `http` checks both), and
+/// Write the request head: request line, fields as they are, the map's
+/// and then usher's added ones (names are lower case, values hold no CR
+/// or LF: `http` checks both), and
 /// `Content-Length: 0` for a method whose body means something (hyper does
 /// the same). The request has no body, so its own length and transfer
 /// fields are not written.
@@ -325,11 +326,11 @@ fn take_head(read: &mut BytesMut, names: &mut Names, room: &mut HeaderMap) -> Re
     // resolve each name and note where each value sits, then split.
     let count = res.headers.len();
     let mut values = [(0u32, 0u32); MAX_HEADERS];
-    for (i, field) in res.headers.iter().enumerate() {
+    for (i, (field, slot)) in res.headers.iter().zip(values.iter_mut()).enumerate() {
         names.learn(i, field.name.as_bytes())?;
         let (start, end) = span(read, field.value).ok_or(BAD)?;
         let offset = |at: usize| u32::try_from(at).map_err(|_| BAD);
-        values[i] = (offset(start)?, offset(end)?);
+        *slot = (offset(start)?, offset(end)?);
     }
     let head = read.split_to(len).freeze();
     let mut headers = std::mem::take(room);
