@@ -41,9 +41,13 @@ pub fn wants_html(method: &Method, headers: &HeaderMap) -> bool {
 /// `X-Requested-With`, and an `Accept` that prefers `text/html` to JSON.
 pub fn prefers_html(headers: &HeaderMap) -> bool {
     const X_REQUESTED_WITH: HeaderName = HeaderName::from_static("x-requested-with");
-    if headers.contains_key(X_REQUESTED_WITH) {
-        return false;
-    }
+    // `Accept` first: most requests that are not a browser's have no
+    // `text/html` in it, and then the second lookup is not needed.
+    accepts_html(headers) && !headers.contains_key(X_REQUESTED_WITH)
+}
+
+/// Whether `Accept` ranks HTML above zero and at least as high as JSON.
+fn accepts_html(headers: &HeaderMap) -> bool {
     let mut html = 0.0_f32;
     let mut json = 0.0_f32;
     for value in headers.get_all(header::ACCEPT) {
