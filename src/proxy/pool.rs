@@ -147,9 +147,10 @@ impl Pool {
     }
 
     /// Send the bodyless request `parts` (origin-form target, `Host` set),
-    /// with the fields in `added` after its own, by usher's own exchange, on a pooled connection or a new one. An
-    /// idempotent request whose pooled connection turns out closed, with
-    /// no answer begun, is tried on the next one.
+    /// with the fields in `added` after its own, by usher's own exchange,
+    /// on a pooled connection or a new one. An idempotent request whose
+    /// pooled connection turns out closed, with no answer begun, is tried
+    /// on the next one.
     pub(super) async fn send_wire(
         self: &Arc<Self>,
         mut parts: request::Parts,

@@ -336,7 +336,7 @@ fn take_head(read: &mut BytesMut, names: &mut Names, room: &mut HeaderMap) -> Re
     let mut headers = std::mem::take(room);
     headers.clear();
     headers.reserve(count);
-    for (name, &(start, end)) in names.first(count).zip(&values[..count]) {
+    for (name, &(start, end)) in names.first(count).zip(&values) {
         let value = HeaderValue::from_maybe_shared(head.slice(start as usize..end as usize)).map_err(|_| BAD)?;
         headers.append(name.clone(), value);
     }
